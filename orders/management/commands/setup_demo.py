@@ -1,0 +1,46 @@
+"""Create the demo users `make run` prints (idempotent). Local use only."""
+
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+DEMO_USERS = [
+    # username, is_staff, is_superuser, permissions
+    ("admin", True, True, []),
+    ("support", True, False, ["payments.refund_payment", "payments.review_payment",
+                              "payments.view_paymenttransaction", "payments.view_refund",
+                              "orders.view_order", "orders.view_orderpaymentevent"]),
+    ("buyer", False, False, []),
+    ("seller", False, False, []),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo users (admin, support, buyer, seller) and print their logins."
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        from django.conf import settings
+        from django.contrib.auth.models import Permission
+
+        if not settings.DEBUG:
+            raise CommandError("setup_demo is for local development (DEBUG) only.")
+        password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        User = get_user_model()
+        self.stdout.write("Demo logins (password for all: %s)" % password)
+        for username, is_staff, is_superuser, perms in DEMO_USERS:
+            user, _ = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@orderpay.local"}
+            )
+            user.is_staff, user.is_superuser = is_staff, is_superuser
+            user.set_password(password)
+            user.save()
+            for perm in perms:
+                app_label, codename = perm.split(".")
+                user.user_permissions.add(
+                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                )
+            token, _ = Token.objects.get_or_create(user=user)
+            self.stdout.write(f"  {username:<8} id={user.pk:<3} token={token.key}")

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class PaymentsConfig(AppConfig):
+    name = "payments"
+
+    def ready(self) -> None:
+        from .providers import registry
+
+        registry.load_providers()

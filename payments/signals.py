@@ -1,0 +1,10 @@
+"""Announcements that receipts, notifications and caches listen to. Sent on commit only."""
+
+from django.dispatch import Signal
+
+#: A payment's status changed. kwargs: payment_id, order_id, from_state, to_state, actor_type.
+payment_status_changed = Signal()
+#: A refund's status changed. kwargs: refund_id, payment_id, order_id, from_state, to_state.
+refund_status_changed = Signal()
+#: Anything that the order's payment status shows changed. kwargs: order_id.
+order_payments_changed = Signal()

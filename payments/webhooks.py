@@ -1,0 +1,134 @@
+"""Provider webhooks: verify -> store once in the inbox -> acknowledge; a task processes.
+
+Each source (Stripe, chain notifications) is a class named in ``settings.WEBHOOK_SOURCES``
+that recognises its requests by header, verifies the signature and later processes the
+stored event. Nothing is stored without a valid signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from orders.errors import ValidationFailed
+
+from .models import WebhookEvent
+
+MAX_BODY_BYTES = 512 * 1024
+
+
+class WebhookSignatureError(ValidationFailed):
+    code = "invalid_signature"
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    provider: str
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+
+
+class WebhookSource(Protocol):
+    provider: str
+
+    def matches(self, headers: Mapping[str, str]) -> bool: ...
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> VerifiedEvent:
+        """Return the event if the signature is valid and fresh; else WebhookSignatureError."""
+        ...
+
+    def process(self, event: WebhookEvent) -> None:
+        """Apply a stored event (runs in a task; must be safe to run twice)."""
+        ...
+
+
+@cache
+def webhook_sources() -> tuple[WebhookSource, ...]:
+    return tuple(import_string(path)() for path in settings.WEBHOOK_SOURCES)
+
+
+def webhook_source_for(provider: str) -> WebhookSource:
+    for source in webhook_sources():
+        if source.provider == provider:
+            return source
+    raise LookupError(f"No webhook source for {provider!r}.")
+
+
+def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
+    """Verify and store an incoming webhook; return (event, created). A duplicate is stored
+    once and not processed again."""
+    if len(body) > MAX_BODY_BYTES:
+        raise ValidationFailed("Webhook body too large.", code="payload_too_large")
+    source = next((s for s in webhook_sources() if s.matches(headers)), None)
+    if source is None:
+        raise WebhookSignatureError(
+            "No recognised webhook signature header.", code="missing_signature"
+        )
+    verified = source.verify(body, headers)
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                provider=verified.provider,
+                event_id=verified.event_id[:255],
+                event_type=verified.event_type[:128],
+                payload=verified.payload,
+            )
+    except IntegrityError:
+        return WebhookEvent.objects.get(
+            provider=verified.provider, event_id=verified.event_id[:255]
+        ), False
+    from .tasks import process_webhook_event
+
+    transaction.on_commit(lambda: process_webhook_event.delay(event.id))
+    return event, True
+
+
+def webhook_backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 10 * 2 ** max(0, attempts - 1)))
+
+
+def webhook_process(event_id: int) -> WebhookEvent | None:
+    """Process one stored event under its row lock; a failure keeps the error and attempt
+    count and schedules the next attempt, then re-raises for the task's retry."""
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.status in (
+            WebhookEvent.Status.PROCESSED,
+            WebhookEvent.Status.IGNORED,
+        ):
+            return event
+        event.attempts += 1
+        try:
+            with transaction.atomic():
+                webhook_source_for(event.provider).process(event)
+        except Exception as exc:
+            event.status = WebhookEvent.Status.FAILED
+            event.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+            event.next_attempt_at = timezone.now() + webhook_backoff(event.attempts)
+            event.save(update_fields=["status", "last_error", "attempts", "next_attempt_at"])
+            failure = exc
+        else:
+            event.status = WebhookEvent.Status.PROCESSED
+            event.processed_at = timezone.now()
+            event.last_error = ""
+            event.next_attempt_at = None
+            event.save(
+                update_fields=[
+                    "status",
+                    "processed_at",
+                    "last_error",
+                    "attempts",
+                    "next_attempt_at",
+                ]
+            )
+            return event
+    raise failure

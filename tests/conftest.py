@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from orders.audit import Actor
+from payments.providers.dummy import DummyProvider
+from tests.factories import OrderFactory, UserFactory
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Tests marked ``postgres`` skip, saying why, when the suite runs on SQLite."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL); running on SQLite")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _dummy_provider_reset():
+    DummyProvider.reset()
+    yield
+    DummyProvider.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def buyer(db):
+    return UserFactory(username="buyer")
+
+
+@pytest.fixture
+def seller(db):
+    return UserFactory(username="seller")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def order(buyer, seller):
+    return OrderFactory(buyer=buyer, seller=seller)
+
+
+@pytest.fixture
+def actor(buyer):
+    return Actor.for_user(buyer)
+
+
+@pytest.fixture
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
