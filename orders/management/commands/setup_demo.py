@@ -29,7 +29,7 @@ class Command(BaseCommand):
             raise CommandError("setup_demo is for local development (DEBUG) only.")
         password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
         User = get_user_model()
-        self.stdout.write("Demo logins (password for all: %s)" % password)
+        self.stdout.write(f"Demo logins (password for all: {password})")
         for username, is_staff, is_superuser, perms in DEMO_USERS:
             user, _ = User.objects.get_or_create(
                 username=username, defaults={"email": f"{username}@orderpay.local"}
