@@ -45,6 +45,7 @@ def arm(_target: address, _data: Bytes[256]):
     self.hook_armed = True
 
 
+@payable
 @external
 def execute(_target: address, _data: Bytes[256], _value: uint256) -> Bytes[64]:
     assert msg.sender == self.owner
