@@ -46,7 +46,7 @@ def find_anvil_binary() -> str | None:
     """``$ANVIL_BIN``, else node_modules/.bin/anvil in the repo, else ``anvil`` on PATH."""
     env = os.environ.get("ANVIL_BIN")
     if env:
-        return env
+        return env if os.access(env, os.X_OK) else None
     local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
     if local.exists():
         return str(local)
@@ -211,7 +211,12 @@ def anvil() -> Iterator[AnvilNode]:
     if binary is None:
         pytest.skip(
             "anvil not found: run `npm install` in the repository root "
-            "(node_modules/.bin/anvil), or set ANVIL_BIN, or put anvil on PATH"
+            "(node_modules/.bin/anvil), or set ANVIL_BIN to an executable, or put anvil on PATH"
+            + (
+                f" (ANVIL_BIN={os.environ['ANVIL_BIN']!r} is not executable)"
+                if "ANVIL_BIN" in os.environ
+                else ""
+            )
         )
     log_dir = Path(tempfile.mkdtemp(prefix="anvil-"))
     node = start_anvil(binary, log_dir / "anvil.log")
