@@ -1,0 +1,128 @@
+"""Deploy and drive the escrow contracts with plain web3.py 7 (no Django).
+
+A sender is either an address unlocked on the node (anvil's accounts: the node signs,
+``eth_sendTransaction``) or an ``eth_account`` LocalAccount (signed here, sent raw).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeAlias
+
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.types import TxParams, TxReceipt
+
+from payments.providers.escrow.artifacts import ContractArtifact, escrow_artifact, token_artifact
+
+Sender: TypeAlias = LocalAccount | ChecksumAddress | str
+
+# keccak256(ESCROW_ID_DOMAIN || payment_uuid.bytes): changing it orphans every open escrow.
+ESCROW_ID_DOMAIN = b"orderpay/escrow/v1:"
+
+DEFAULT_TIMEOUT = 120.0
+
+# the `token` argument of Escrow.deposit for the chain's native coin
+NATIVE_TOKEN: ChecksumAddress = ChecksumAddress("0x0000000000000000000000000000000000000000")
+
+
+class TransactionFailed(RuntimeError):
+    """The transaction was mined but reverted (receipt status 0)."""
+
+    def __init__(self, receipt: TxReceipt) -> None:
+        super().__init__(f"transaction {receipt['transactionHash'].hex()} reverted")
+        self.receipt = receipt
+
+
+def escrow_id_for(payment_uuid: uuid.UUID) -> bytes:
+    """The bytes32 escrow id of a payment: deterministic, and distinct per payment."""
+    return keccak(ESCROW_ID_DOMAIN + payment_uuid.bytes)
+
+
+def sender_address(sender: Sender) -> ChecksumAddress:
+    if isinstance(sender, LocalAccount):
+        return Web3.to_checksum_address(sender.address)
+    return Web3.to_checksum_address(sender)
+
+
+def send_transaction(
+    w3: Web3, sender: Sender, tx: TxParams, *, timeout: float = DEFAULT_TIMEOUT
+) -> TxReceipt:
+    """Send ``tx`` from ``sender``, wait for its receipt; raise TransactionFailed on revert.
+
+    ``tx`` should already carry gas and fee fields (``build_transaction`` fills them).
+    """
+    tx = dict(tx)  # type: ignore[assignment]
+    tx["from"] = sender_address(sender)
+    if isinstance(sender, LocalAccount):
+        tx.setdefault("nonce", w3.eth.get_transaction_count(sender.address, "pending"))
+        tx.setdefault("chainId", w3.eth.chain_id)
+        signed = sender.sign_transaction(tx)  # type: ignore[arg-type]
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    else:
+        tx_hash = w3.eth.send_transaction(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
+    if receipt["status"] != 1:
+        raise TransactionFailed(receipt)
+    return receipt
+
+
+def transact(
+    w3: Web3,
+    sender: Sender,
+    call: ContractFunction | ContractConstructor,
+    *,
+    value: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> TxReceipt:
+    """Build (estimating gas, which raises ContractLogicError on a revert) and send ``call``."""
+    tx = call.build_transaction({"from": sender_address(sender), "value": value})
+    return send_transaction(w3, sender, tx, timeout=timeout)
+
+
+def deploy_contract(
+    w3: Web3, deployer: Sender, artifact: ContractArtifact, *args: Any
+) -> ChecksumAddress:
+    factory = w3.eth.contract(abi=artifact.abi_list(), bytecode=artifact.bytecode)
+    receipt = transact(w3, deployer, factory.constructor(*args))
+    address = receipt["contractAddress"]
+    if address is None:
+        raise RuntimeError(f"deploying {artifact.name}: no contract address in the receipt")
+    return Web3.to_checksum_address(address)
+
+
+def deploy_escrow(
+    w3: Web3, deployer: Sender, operator: ChecksumAddress | str, arbiter: ChecksumAddress | str
+) -> ChecksumAddress:
+    """Deploy Escrow(operator, arbiter); returns its address."""
+    return deploy_contract(
+        w3,
+        deployer,
+        escrow_artifact(),
+        Web3.to_checksum_address(operator),
+        Web3.to_checksum_address(arbiter),
+    )
+
+
+def deploy_test_token(
+    w3: Web3, deployer: Sender, name: str = "Test USD Coin", symbol: str = "tUSDC"
+) -> ChecksumAddress:
+    """Deploy a TestToken (6 decimals; the deployer may mint); returns its address."""
+    return deploy_contract(w3, deployer, token_artifact(), name, symbol)
+
+
+def escrow_contract(w3: Web3, address: ChecksumAddress | str) -> Contract:
+    return w3.eth.contract(
+        address=Web3.to_checksum_address(address), abi=escrow_artifact().abi_list()
+    )
+
+
+def token_contract(w3: Web3, address: ChecksumAddress | str) -> Contract:
+    """A TestToken (also fine for reading any ERC-20: balanceOf, decimals, Transfer)."""
+    return w3.eth.contract(
+        address=Web3.to_checksum_address(address), abi=token_artifact().abi_list()
+    )
