@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint migrate check
+.PHONY: run test install lint migrate check peers
+
+include make/contracts.mk
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,15 +17,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Local peers the tests and `make run` start: anvil (npm). localstripe comes with the venv.
+node_modules/.bin/anvil: package.json
+	npm install --no-audit --no-fund --package-lock=false --loglevel=error
+	touch $@
+
+peers: node_modules/.bin/anvil
+
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-run: migrate
+run: migrate peers
 	$(PY) manage.py setup_demo
 	@echo "Web: http://127.0.0.1:8000/  admin: http://127.0.0.1:8000/admin/"
 	$(VENV)/bin/honcho start -f Procfile
 
-test: install
+test: install peers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
