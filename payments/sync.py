@@ -31,7 +31,7 @@ from typing import Any
 
 from orders.audit import Actor, apply_transition, transition_names_to
 from orders.errors import InvalidTransition
-from orders.models import Order, OrderStatus
+from orders.models import RETURN_STATES, Order, OrderStatus
 from orders.money import add
 
 from .models import (
@@ -133,7 +133,7 @@ def order_sync_plan(current: str, target: str) -> list[tuple[str, tuple[Any, ...
     if direct:
         return [(direct[0], ())]
     returning = RETURNING_TRANSITIONS.get(current)  # type: ignore[call-overload]
-    if returning is not None:
+    if returning is not None and target in RETURN_STATES:
         return [(returning, (target,))]
     if current == S.CREATED:
         probe.__dict__["status"] = S.PAYMENT_PENDING
