@@ -3,6 +3,7 @@ then the same table applied through ``order_sync`` to real rows and real transit
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -204,7 +205,7 @@ def build(current: str, stage: str, kw: dict) -> Order:
     Order.objects.filter(pk=order.pk).update(
         status=current,
         status_before_dispute=stage if current == "disputed" else "",
-        **{name: now for name in STAGE_TIMESTAMPS[stage]},
+        **dict.fromkeys(STAGE_TIMESTAMPS[stage], now),
     )
     paid = D(kw.get("paid_total", "0"))
     if paid:
@@ -245,7 +246,7 @@ def test_order_sync_applies_the_table_through_transitions(case, current, stage, 
         assert events == []
     else:
         assert events[0].from_state == current and events[-1].to_state == expected
-        assert all(e.to_state == n.from_state for e, n in zip(events, events[1:], strict=False))
+        assert all(e.to_state == n.from_state for e, n in itertools.pairwise(events))
         assert {(e.actor_type, e.actor_label, e.reference) for e in events} == {
             ("job", "sync-test", "tick-1")
         }
