@@ -23,7 +23,7 @@ from orders.errors import (
     ValidationFailed,
 )
 from orders.models import PAYABLE_STATES, Order
-from orders.money import add, get_currency, parse_amount, sub
+from orders.money import add, format_amount, get_currency, parse_amount, sub
 from orders.services import order_lock
 
 from .fees import compute_fee, fee_rule_for
@@ -329,7 +329,7 @@ def payment_create(
             raise ValidationFailed(
                 "The amount exceeds what is outstanding on the order.",
                 code="amount_exceeds_outstanding",
-                details={"outstanding_amount": str(outstanding)},
+                details={"outstanding_amount": format_amount(outstanding, order.currency)},
             )
         if value <= 0:
             raise Conflict("Nothing is outstanding on the order.", code="nothing_outstanding")
@@ -633,7 +633,10 @@ def payment_refund(
             raise Conflict(
                 "The refund exceeds what was paid and not yet refunded.",
                 code="refund_exceeds_paid",
-                details={"refundable_amount": str(room), "requested": str(value)},
+                details={
+                    "refundable_amount": format_amount(room, payment.currency),
+                    "requested": format_amount(value, payment.currency),
+                },
             )
         user = actor.user if getattr(actor.user, "pk", None) else None
         refund = Refund.objects.create(
