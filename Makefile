@@ -29,7 +29,7 @@ migrate: install
 
 run: migrate peers
 	$(PY) manage.py setup_demo
-	@echo "Web: http://127.0.0.1:8000/  admin: http://127.0.0.1:8000/admin/"
+	@echo "Web: http://127.0.0.1:$${WEB_PORT:-8000}/  admin: http://127.0.0.1:$${WEB_PORT:-8000}/admin/"
 	$(VENV)/bin/honcho start -f Procfile
 
 test: install peers

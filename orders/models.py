@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django_fsm import RETURN_VALUE, FSMField, transition
+from django_fsm import RETURN_VALUE, FSMField, TransitionNotAllowed, transition
 
 from .fields import AmountField, CurrencyField
 
@@ -31,6 +31,17 @@ S = OrderStatus
 PAYABLE_STATES = (S.CREATED, S.PAYMENT_PENDING, S.PAYMENT_FAILED)
 #: States reached after the order was paid in full, before any refund or dispute.
 FULFILMENT_STATES = (S.PAID, S.SHIPPED, S.DELIVERED, S.COMPLETED)
+#: States an order can hold money in (and so be disputed, and return to after a dispute or a
+#: failed refund).
+RETURN_STATES = (
+    S.PAYMENT_PENDING,
+    S.PAYMENT_FAILED,
+    *FULFILMENT_STATES,
+    S.PARTIALLY_REFUNDED,
+    S.CANCELLED,
+)
+#: States from which a refund of everything paid can finish.
+MONEY_STATES = (*RETURN_STATES, S.DISPUTED)
 
 
 class RefreshableFSMModel(models.Model):
@@ -115,43 +126,44 @@ class Order(RefreshableFSMModel):
 
     @transition(
         field=status,
-        source=[*FULFILMENT_STATES, S.PAYMENT_PENDING, S.REFUNDED, S.DISPUTED],
+        source=[S.PAYMENT_PENDING, S.PAYMENT_FAILED, S.PAID, S.DISPUTED],
         target=S.PARTIALLY_REFUNDED,
     )
     def refund_partially(self) -> None:
-        pass
+        """Part of the money went back before shipping (after it, the fulfilment state stays)."""
+        self.status_before_dispute = ""
+
+    @transition(field=status, source=list(MONEY_STATES), target=S.REFUNDED)
+    def refund_fully(self) -> None:
+        self.status_before_dispute = ""
 
     @transition(
         field=status,
-        source=[
-            *FULFILMENT_STATES,
-            S.PAYMENT_PENDING,
-            S.PARTIALLY_REFUNDED,
-            S.DISPUTED,
-            S.CANCELLED,
-        ],
-        target=S.REFUNDED,
+        source=[S.PARTIALLY_REFUNDED, S.REFUNDED],
+        target=RETURN_VALUE(*RETURN_STATES),
     )
-    def refund_fully(self) -> None:
-        pass
+    def restore_after_refund_failure(self, target: str) -> str:
+        """A refund that looked done failed: the order goes back to what its payments say."""
+        return self._return_to(target)
 
-    @transition(field=status, source=[S.PARTIALLY_REFUNDED, S.REFUNDED], target=S.PAID)
-    def restore_paid(self) -> None:
-        """A refund that looked done failed: the money is the seller's again."""
-
-    @transition(field=status, source=[*FULFILMENT_STATES, S.PARTIALLY_REFUNDED], target=S.DISPUTED)
+    @transition(field=status, source=list(RETURN_STATES), target=S.DISPUTED)
     def open_dispute(self) -> None:
         self.status_before_dispute = self.status
 
-    @transition(
-        field=status,
-        source=S.DISPUTED,
-        target=RETURN_VALUE(S.PAID, S.SHIPPED, S.DELIVERED, S.COMPLETED, S.PARTIALLY_REFUNDED),
-    )
-    def close_dispute(self) -> str:
-        previous = self.status_before_dispute or S.PAID
+    @transition(field=status, source=S.DISPUTED, target=RETURN_VALUE(*RETURN_STATES))
+    def close_dispute(self, target: str = "") -> str:
+        """The dispute ended without the money going back: to ``target`` (what the payments
+        say now), by default the state before the dispute."""
+        target = self._return_to(target or self.status_before_dispute or S.PAID)
         self.status_before_dispute = ""
-        return previous
+        return target
+
+    def _return_to(self, target: str) -> str:
+        if target not in RETURN_STATES:
+            raise TransitionNotAllowed(f"Cannot return an order to {target}.", object=self)
+        if target == S.COMPLETED and self.completed_at is None:
+            self.completed_at = timezone.now()
+        return target
 
     @transition(field=status, source=list(PAYABLE_STATES), target=S.CANCELLED)
     def cancel(self) -> None:

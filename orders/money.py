@@ -25,10 +25,14 @@ from .errors import ValidationFailed
 #: Storage: 40 digits with 18 decimals holds 10**22 units of an 18-decimal asset, exactly.
 AMOUNT_MAX_DIGITS = 40
 AMOUNT_DECIMAL_PLACES = 18
-MAX_AMOUNT = Decimal(10) ** (AMOUNT_MAX_DIGITS - AMOUNT_DECIMAL_PLACES) - Decimal(1).scaleb(-18)
-
 MONEY_CONTEXT = Context(
     prec=60, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+#: The largest storable amount, 9999999999999999999999.999999999999999999 (computed in
+#: MONEY_CONTEXT: the default 28-digit context would round it up to 10**22, which overflows).
+MAX_AMOUNT = MONEY_CONTEXT.subtract(
+    MONEY_CONTEXT.power(Decimal(10), AMOUNT_MAX_DIGITS - AMOUNT_DECIMAL_PLACES),
+    Decimal(1).scaleb(-AMOUNT_DECIMAL_PLACES),
 )
 
 

@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
 
 from orders.admin import ReadOnlyAdminMixin
+from orders.errors import DomainError
 
+from .fees import fee_rule_clean
 from .models import FeeRule, PaymentTransaction, Refund, WebhookEvent
 
 
@@ -55,6 +58,24 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("event_id",)
 
 
+class FeeRuleForm(forms.ModelForm):
+    """Checks a rule with the same rules as the service, so bad input is a form error."""
+
+    class Meta:
+        model = FeeRule
+        fields = ("method", "currency", "percentage", "fixed_amount", "minimum_fee", "maximum_fee")
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            fee_rule_clean(**{name: data.get(name) for name in self.Meta.fields})
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+        return data
+
+
 @admin.register(FeeRule)
 class FeeRuleAdmin(admin.ModelAdmin):
     """Saving a rule creates its next version; the old version stays for the payments that
@@ -72,6 +93,7 @@ class FeeRuleAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("method", "is_active")
+    form = FeeRuleForm
     fields = ("method", "currency", "percentage", "fixed_amount", "minimum_fee", "maximum_fee")
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from orders.audit import Actor
-from orders.errors import ValidationFailed
+from orders.errors import Conflict, ValidationFailed
 from orders.money import MONEY_CONTEXT, get_currency, parse_amount, quantize
 
 from .models import FeeRule, PaymentMethod
@@ -39,7 +39,11 @@ def compute_fee(amount: Decimal, currency: str, rule: FeeRule | None) -> Decimal
     return min(fee, amount)
 
 
-def fee_rule_update(
+#: Decimal places a percentage may have (the column is numeric(7, 4)).
+PERCENTAGE_DECIMALS = 4
+
+
+def fee_rule_clean(
     *,
     method: str,
     currency: str = "",
@@ -47,14 +51,20 @@ def fee_rule_update(
     fixed_amount: Any = "0",
     minimum_fee: Any = None,
     maximum_fee: Any = None,
-    actor: Actor,
-) -> FeeRule:
-    """Create the next version of the (method, currency) rule and retire the previous one."""
+) -> dict[str, Any]:
+    """The rule's values, exact and checked, or ``ValidationFailed`` (``unknown_method``,
+    ``unknown_currency``, ``invalid_amount``, ``invalid_fee_rule``)."""
     if method not in PaymentMethod.values:
         raise ValidationFailed(f"Unknown payment method {method!r}.", code="unknown_method")
     pct = parse_amount(percentage, "ETH", allow_zero=True)
-    if pct > 100:
-        raise ValidationFailed("A percentage cannot exceed 100.", code="invalid_fee_rule")
+    exponent = pct.normalize(MONEY_CONTEXT).as_tuple().exponent
+    assert isinstance(exponent, int)
+    if pct > 100 or -exponent > PERCENTAGE_DECIMALS:
+        raise ValidationFailed(
+            f"A percentage lies between 0 and 100 with at most {PERCENTAGE_DECIMALS} decimals.",
+            code="invalid_fee_rule",
+            details={"percentage": str(percentage)[:32]},
+        )
     if currency:
         cur = get_currency(currency)
         fixed = parse_amount(fixed_amount, cur, allow_zero=True)
@@ -78,26 +88,57 @@ def fee_rule_update(
                 code="invalid_fee_rule",
             )
         fixed, minimum, maximum = Decimal(0), None, None
-    with transaction.atomic():
-        previous = (
-            FeeRule.objects.select_for_update()
-            .filter(method=method, currency=currency)
-            .order_by("-version")
-            .first()
-        )
-        if previous is not None:
-            FeeRule.objects.filter(method=method, currency=currency, is_active=True).update(
-                is_active=False
+    return {
+        "method": method,
+        "currency": currency,
+        "percentage": pct.quantize(Decimal(1).scaleb(-PERCENTAGE_DECIMALS)),
+        "fixed_amount": fixed,
+        "minimum_fee": minimum,
+        "maximum_fee": maximum,
+    }
+
+
+def fee_rule_update(
+    *,
+    method: str,
+    currency: str = "",
+    percentage: Any,
+    fixed_amount: Any = "0",
+    minimum_fee: Any = None,
+    maximum_fee: Any = None,
+    actor: Actor,
+) -> FeeRule:
+    """Create the next version of the (method, currency) rule and retire the previous one."""
+    values = fee_rule_clean(
+        method=method,
+        currency=currency,
+        percentage=percentage,
+        fixed_amount=fixed_amount,
+        minimum_fee=minimum_fee,
+        maximum_fee=maximum_fee,
+    )
+    method, currency = values["method"], values["currency"]
+    try:
+        with transaction.atomic():
+            previous = (
+                FeeRule.objects.select_for_update()
+                .filter(method=method, currency=currency)
+                .order_by("-version")
+                .first()
             )
-        user = actor.user if getattr(actor.user, "pk", None) else None
-        return FeeRule.objects.create(
-            method=method,
-            currency=currency,
-            version=(previous.version + 1) if previous else 1,
-            percentage=pct,
-            fixed_amount=fixed,
-            minimum_fee=minimum,
-            maximum_fee=maximum,
-            is_active=True,
-            created_by=user,
-        )
+            if previous is not None:
+                FeeRule.objects.filter(method=method, currency=currency, is_active=True).update(
+                    is_active=False
+                )
+            user = actor.user if getattr(actor.user, "pk", None) else None
+            return FeeRule.objects.create(
+                **values,
+                version=(previous.version + 1) if previous else 1,
+                is_active=True,
+                created_by=user,
+            )
+    except IntegrityError:
+        raise Conflict(
+            "The rule was changed at the same time; reload and try again.",
+            code="fee_rule_changed",
+        ) from None

@@ -199,7 +199,7 @@ class PaymentTransaction(RefreshableFSMModel):
 
     @transition(
         field=status,
-        source=[P.PENDING, P.PROCESSING, P.UNKNOWN, P.FAILED, P.EXPIRED],
+        source=[P.PENDING, P.PROCESSING, P.UNKNOWN, *UNSUCCESSFUL_STATES],
         target=P.CONFIRMED,
     )
     def confirm(self) -> None:
@@ -225,13 +225,15 @@ class PaymentTransaction(RefreshableFSMModel):
     def expire(self) -> None:
         pass
 
-    @transition(field=status, source=[*REFUNDABLE_STATES, P.REFUNDED], target=P.PARTIALLY_REFUNDED)
+    @transition(
+        field=status, source=[P.CONFIRMED, P.COMPLETED, P.REFUNDED], target=P.PARTIALLY_REFUNDED
+    )
     def refund_partially(self) -> None:
         pass
 
     @transition(field=status, source=list(REFUNDABLE_STATES), target=P.REFUNDED)
     def refund_fully(self) -> None:
-        pass
+        self.status_before_dispute = ""
 
     @transition(
         field=status,

@@ -14,10 +14,16 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.audit import Actor, apply_transition, record_event, transition_to
-from orders.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
+from orders.audit import Actor, apply_transition, record_event, transition_names_to
+from orders.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    ProviderUnavailable,
+    ValidationFailed,
+)
 from orders.models import PAYABLE_STATES, Order
-from orders.money import add, get_currency, parse_amount, sub
+from orders.money import add, format_amount, get_currency, parse_amount, sub
 from orders.services import order_lock
 
 from .fees import compute_fee, fee_rule_for
@@ -46,6 +52,9 @@ from .signals import order_payments_changed, payment_status_changed, refund_stat
 from .sync import order_sync
 
 P = PaymentStatus
+#: Payment states only the refund and dispute services may set (they keep the refund rows,
+#: the refunded amount and the dispute's memory consistent).
+OWN_SERVICE_STATES = frozenset({P.PARTIALLY_REFUNDED, P.REFUNDED, P.DISPUTED})
 TX_HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
 #: Fields a provider result may set on a payment; status never comes this way.
 RESULT_FIELDS = frozenset(
@@ -200,8 +209,31 @@ def payment_transition(
         args=args,
     )
     order_sync(payment.order, actor=actor, details={"payment_id": str(payment.id)})
+    if after == P.CONFIRMED and before not in PAID_STATES:
+        _flag_unexpected_money(payment, before, actor=actor)
     _announce_payment(payment, before, actor)
     return after
+
+
+def _flag_unexpected_money(payment: PaymentTransaction, before: str, *, actor: Actor) -> None:
+    """Money that arrived where it was not expected goes to staff review, never silently."""
+    order = payment.order
+    if before in UNSUCCESSFUL_STATES:
+        payment_flag(payment, "late_payment", actor=actor, details={"previous_status": before})
+    if order.status == "cancelled":
+        payment_flag(payment, "order_cancelled", actor=actor, details={})
+    paid = add(
+        *PaymentTransaction.objects.filter(order_id=order.id, status__in=PAID_STATES).values_list(
+            "amount", flat=True
+        )
+    )
+    if paid > order.amount:
+        payment_flag(
+            payment,
+            "overpaid",
+            actor=actor,
+            details={"paid_total": str(paid), "order_amount": str(order.amount)},
+        )
 
 
 def payment_flag(
@@ -297,7 +329,7 @@ def payment_create(
             raise ValidationFailed(
                 "The amount exceeds what is outstanding on the order.",
                 code="amount_exceeds_outstanding",
-                details={"outstanding_amount": str(outstanding)},
+                details={"outstanding_amount": format_amount(outstanding, order.currency)},
             )
         if value <= 0:
             raise Conflict("Nothing is outstanding on the order.", code="nothing_outstanding")
@@ -450,22 +482,26 @@ def payment_update_status(
             code="unknown_status",
             details={"supported": list(P.values)},
         )
+    if status in OWN_SERVICE_STATES:
+        raise InvalidTransition(
+            f"A payment becomes {status} through its refund or dispute services only.",
+            details={"entity": "payment", "to_state": status},
+        )
     with transaction.atomic():
         _, payment = _lock_payment(payment_id)
-        before = payment.status
-        info = {"reason": reason, **(details or {})}
-        transition_to(
+        names = transition_names_to(payment, status)
+        if not names:
+            raise InvalidTransition(
+                f"No transition leads a payment from {payment.status} to {status}.",
+                details={"entity": "payment", "from_state": payment.status, "to_state": status},
+            )
+        payment_transition(
             payment,
-            status,
+            names[0],
             actor=actor,
-            order_id=payment.order_id,
-            entity="payment",
-            payment_id=payment.id,
-            details=info,
+            details={"reason": reason, **(details or {})},
             args=("manual", reason) if status == P.FAILED else (),
         )
-        order_sync(payment.order, actor=actor, details={"payment_id": str(payment.id)})
-        _announce_payment(payment, before, actor)
     return payment
 
 
@@ -473,10 +509,9 @@ def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> Payme
     """Cancel an open payment with its provider, then locally."""
     payment = payment_get(payment_id)
     if payment.status not in (P.PENDING, P.UNKNOWN):
-        raise Conflict(
+        raise InvalidTransition(
             f"A payment that is {payment.status} cannot be cancelled.",
-            code="invalid_transition",
-            details={"status": payment.status},
+            details={"entity": "payment", "transition": "cancel", "from_state": payment.status},
         )
     try:
         result = get_provider(payment.provider).cancel_payment(payment_data(payment))
@@ -598,7 +633,10 @@ def payment_refund(
             raise Conflict(
                 "The refund exceeds what was paid and not yet refunded.",
                 code="refund_exceeds_paid",
-                details={"refundable_amount": str(room), "requested": str(value)},
+                details={
+                    "refundable_amount": format_amount(room, payment.currency),
+                    "requested": format_amount(value, payment.currency),
+                },
             )
         user = actor.user if getattr(actor.user, "pk", None) else None
         refund = Refund.objects.create(
@@ -748,6 +786,7 @@ def payment_close_dispute(
         info = {"outcome": outcome, **(details or {})}
         if outcome == "won":
             payment_transition(payment, "close_dispute", actor=actor, details=info)
+            _payment_follow_refunds(payment, actor=actor)  # refunds that settled meanwhile
         elif outcome == "released":
             payment_transition(payment, "release_after_dispute", actor=actor, details=info)
         else:

@@ -1,0 +1,92 @@
+"""Settings: production passes Django's deploy checks, migrations match the models, and the
+dummy provider exists only where settings enable it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from orders.errors import ValidationFailed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+SECRET = "pLx9-" + "k3Vq8ZsR2tWm7YbN4cHj6FdG1eKa5UoXr0iTy" * 2
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": SECRET,
+    "ALLOWED_HOSTS": "pay.example.com",
+}
+
+
+def test_production_check_deploy_reports_no_errors():
+    result = manage("check", "--deploy", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # HSTS preloading is a deliberate opt-in (hard to undo): its warning is the only one.
+    assert "ERRORS" not in result.stderr + result.stdout
+    assert "security.W021" in result.stdout + result.stderr or "no issues" in result.stdout
+
+
+def test_production_with_preload_has_no_warnings_at_all():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", SECURE_HSTS_PRELOAD="true", **PRODUCTION
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = manage("check", DJANGO_SETTINGS_MODULE="config.settings.production")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_migrations_match_the_models():
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def test_dummy_provider_is_refused_when_disabled(settings):
+    from payments.providers.registry import get_provider
+
+    get_provider.cache_clear()
+    try:
+        assert get_provider("dummy").name == "dummy"
+        get_provider.cache_clear()
+        settings.DUMMY_PROVIDER_ENABLED = False
+        with pytest.raises(ValidationFailed) as err:
+            get_provider("dummy")
+        assert err.value.code == "provider_disabled"
+    finally:
+        get_provider.cache_clear()
+
+
+def test_production_refuses_the_dummy_provider_even_if_configured():
+    code = (
+        "from payments.providers.registry import get_provider\n"
+        "try:\n    get_provider('dummy')\nexcept Exception as e:\n    print('refused', e.code)"
+    )
+    result = manage("shell", "-c", code, PAYMENT_PROVIDER_FIAT="dummy", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "refused provider_disabled" in result.stdout
