@@ -215,8 +215,14 @@ def payment_transition(
     return after
 
 
+def high_value_threshold(currency: str) -> Decimal | None:
+    """The amount from which a payment in ``currency`` goes to review (None: no threshold)."""
+    value = settings.REVIEW_HIGH_VALUE_THRESHOLDS.get(currency)
+    return None if value in (None, "") else parse_amount(value, currency)
+
+
 def _flag_unexpected_money(payment: PaymentTransaction, before: str, *, actor: Actor) -> None:
-    """Money that arrived where it was not expected goes to staff review, never silently."""
+    """Money that arrived late, unexpectedly or in large amounts goes to staff review."""
     order = payment.order
     if before in UNSUCCESSFUL_STATES:
         payment_flag(payment, "late_payment", actor=actor, details={"previous_status": before})
@@ -227,6 +233,14 @@ def _flag_unexpected_money(payment: PaymentTransaction, before: str, *, actor: A
             "amount", flat=True
         )
     )
+    threshold = high_value_threshold(payment.currency)
+    if threshold is not None and payment.amount >= threshold:
+        payment_flag(
+            payment,
+            "high_value",
+            actor=actor,
+            details={"amount": str(payment.amount), "threshold": str(threshold)},
+        )
     if paid > order.amount:
         payment_flag(
             payment,

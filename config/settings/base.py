@@ -178,7 +178,26 @@ PAYMENT_PROVIDERS = {
 }
 DUMMY_PROVIDER_ENABLED = False
 PAYMENT_EXPIRY = timedelta(minutes=env.int("PAYMENT_EXPIRY_MINUTES", default=15))
-REVIEW_HIGH_VALUE_THRESHOLD = env("REVIEW_HIGH_VALUE_THRESHOLD", default="10000")
+# Payments at or above these amounts (per currency) are flagged for staff review.
+REVIEW_HIGH_VALUE_THRESHOLDS = env.dict(
+    "REVIEW_HIGH_VALUE_THRESHOLDS",
+    default={
+        "USD": "10000",
+        "EUR": "10000",
+        "GBP": "10000",
+        "CHF": "10000",
+        "CAD": "10000",
+        "AUD": "15000",
+        "JPY": "1500000",
+        "KRW": "15000000",
+        "KWD": "3000",
+        "BHD": "3500",
+        "ETH": "5",
+        "USDC": "10000",
+        "USDT": "10000",
+        "DAI": "10000",
+    },
+)
 
 LOGGING = {
     "version": 1,

@@ -489,3 +489,19 @@ def test_database_refuses_impossible_amounts(order, actor, update, constraint):
             [payment.pk],
         )
     assert "refund_amount_positive" in str(err.value)
+
+
+def test_high_value_payment_is_flagged_for_review(buyer, seller, settings):
+    settings.REVIEW_HIGH_VALUE_THRESHOLDS = {"USD": "5000"}
+    big = OrderFactory(buyer=buyer, seller=seller, amount="5000.00")
+    small = OrderFactory(buyer=buyer, seller=seller, amount="4999.99")
+    for order in (big, small):
+        payment = payment_create(order_id=order.id, method="fiat", actor=Actor.for_user(buyer))
+        payment_apply_result(
+            payment_id=payment.id,
+            actor=WEBHOOK,
+            result=ProviderResult(Outcome.SUCCEEDED, raw_status="succeeded"),
+        )
+        payment.refresh_from_db()
+        flagged = [r["reason"] for r in payment.review_reasons]
+        assert ("high_value" in flagged) == (order is big)
