@@ -50,7 +50,7 @@ def test_full_flow_card_confirmed_by_webhook(hooked, order, actor):
     # The client secret goes to the client once and is not kept.
     assert result.client_secret.startswith(pi_id + "_secret_")
     stored = json.dumps(
-        list(PaymentTransaction.objects.filter(pk=payment.id).values())[0], default=str
+        PaymentTransaction.objects.filter(pk=payment.id).values().get(), default=str
     )
     assert result.client_secret not in stored
     [pi] = [p for p in hooked.payment_intents() if p["id"] == pi_id]
@@ -174,9 +174,7 @@ def test_fifty_concurrent_deliveries_of_one_event(stripe_local, live_server, ord
     url = live_server.url + WEBHOOK_PATH
 
     def deliver(_: int) -> tuple[int, dict]:
-        response = requests.post(
-            url, data=body, headers={"Stripe-Signature": header}, timeout=60
-        )
+        response = requests.post(url, data=body, headers={"Stripe-Signature": header}, timeout=60)
         return response.status_code, response.json()
 
     with ThreadPoolExecutor(max_workers=50) as pool:

@@ -19,9 +19,9 @@ from orders.audit import Actor
 from orders.errors import ProviderUnavailable
 from orders.models import Order
 from payments.models import PaymentTransaction, Refund
-from payments.services import payment_create, payment_refund, payment_start
 from payments.providers.stripe.reconcile import reconcile_stripe
 from payments.providers.stripe.webhook import StripeWebhookSource
+from payments.services import payment_create, payment_refund, payment_start
 from tests.peers.localstripe import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -188,9 +188,7 @@ def test_slow_refund_is_unknown_then_reconciled_without_refunding_twice(
     assert len(localstripe.refunds(payment.payment_intent_id)) == 1
 
     differences = reconcile_stripe(grace_seconds=0)
-    assert [(d.kind, d.local, d.after) for d in differences] == [
-        ("refund", "unknown", "succeeded")
-    ]
+    assert [(d.kind, d.local, d.after) for d in differences] == [("refund", "unknown", "succeeded")]
     refund.refresh_from_db()
     [at_stripe] = localstripe.refunds(payment.payment_intent_id)
     assert refund.status == "succeeded" and refund.provider_reference == at_stripe["id"]
