@@ -113,6 +113,7 @@ class StripeGateway:
             raise ProviderError(
                 "Stripe is not configured (STRIPE_SECRET_KEY is empty).",
                 code="provider_not_configured",
+                kind=FailureKind.TRANSIENT,  # our configuration: the buyer may try again later
             )
         self._v1 = _sdk_client(self.config).v1
 
