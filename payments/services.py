@@ -274,6 +274,17 @@ def payment_flag(
     )
 
 
+def payment_flag_for_review(
+    *, payment_id: UUID, reason: str, actor: Actor, details: dict[str, Any] | None = None
+) -> PaymentTransaction:
+    """Put a payment in the staff review queue (a provider reports something we did not do:
+    a refund made outside orderpay, a second PaymentIntent, ...). Idempotent per reason."""
+    with transaction.atomic():
+        _, payment = _lock_payment(payment_id)
+        payment_flag(payment, reason, actor=actor, details=details)
+    return payment
+
+
 def payment_review_decide(
     *, payment_id: UUID, approve: bool, note: str, actor: Actor
 ) -> PaymentTransaction:

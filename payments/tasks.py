@@ -19,3 +19,6 @@ def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyp
         raise self.retry(
             exc=exc, countdown=webhook_backoff(self.request.retries + 1).total_seconds()
         ) from exc
+
+
+from .providers.stripe import tasks as _stripe_tasks  # noqa: E402, F401

@@ -223,3 +223,29 @@ PAYMENT_PROVIDER_CLASSES = {
 }
 #: Webhook sources, tried in order on POST /api/orders/payment/webhook.
 WEBHOOK_SOURCES: list[str] = []
+
+# --- card payments (Stripe) -----------------------------------------------------------------
+# Keys come from the environment only and are never logged. STRIPE_API_BASE unset: Stripe's
+# own API; set (e.g. http://127.0.0.1:8420): a Stripe-compatible server such as localstripe.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+STRIPE_WEBHOOK_FUTURE_SKEW = env.int("STRIPE_WEBHOOK_FUTURE_SKEW", default=30)
+STRIPE_RECONCILE_GRACE_SECONDS = env.int("STRIPE_RECONCILE_GRACE_SECONDS", default=60)
+STRIPE_RECONCILE_LOOKBACK_DAYS = env.int("STRIPE_RECONCILE_LOOKBACK_DAYS", default=3)
+PAYMENT_PROVIDER_CLASSES["stripe"] = "payments.providers.stripe.provider.StripeProvider"
+WEBHOOK_SOURCES.append("payments.providers.stripe.webhook.StripeWebhookSource")
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "stripe-reconcile": {
+        "task": "payments.reconcile_stripe",
+        "schedule": env.int("STRIPE_RECONCILE_EVERY_SECONDS", default=600),
+    },
+    "stripe-webhook-retry": {
+        "task": "payments.retry_stripe_webhook_events",
+        "schedule": 60,
+    },
+}

@@ -1,0 +1,2 @@
+"""Card payments through Stripe PaymentIntents (``client.py`` is the only module importing
+``stripe``)."""
