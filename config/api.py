@@ -91,6 +91,13 @@ class OrderCreateRequestSerializer(OrderCreateWithPaymentFields, OrderCreateInpu
     pass
 
 
+class OrderPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = OrderOutputSerializer(many=True)
+
+
 def _with_payments(qs: Any) -> Any:
     return qs.prefetch_related(
         Prefetch("payments", queryset=PaymentTransaction.objects.order_by("created_at"))
@@ -110,7 +117,7 @@ class OrderListCreateView(ApiView):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="At most API_MAX_PAGE_SIZE (100)."),
         ],
-        responses={200: OrderOutputSerializer(many=True), **error_responses(400, 404)},
+        responses={200: OrderPageSerializer, **error_responses(400, 404)},
     )
     def get(self, request: Request) -> Response:
         query = OrderListQuerySerializer(data=request.query_params.dict())
