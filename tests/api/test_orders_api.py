@@ -132,7 +132,9 @@ def test_exact_json_numbers_are_exact(buyer_api, seller):
 
 
 def test_buyer_cannot_sell_to_themselves(buyer_api, buyer):
-    r = buyer_api.post_json("/api/orders", {"seller_id": buyer.pk, "amount": "1", "currency": "USD"})
+    r = buyer_api.post_json(
+        "/api/orders", {"seller_id": buyer.pk, "amount": "1", "currency": "USD"}
+    )
     assert r.status_code == 400 and error_code(r) == "buyer_is_seller"
 
 
