@@ -87,7 +87,7 @@ def test_mass_assignment_is_rejected(buyer_api, seller_api, order, extra):
     r = buyer_api.post_json(
         f"/api/orders/{order.id}/payment-transactions", {"payment_method": "crypto", **extra}
     )
-    assert r.status_code == 400 and list(extra)[0] in r.json()["error"]["details"]
+    assert r.status_code == 400 and next(iter(extra)) in r.json()["error"]["details"]
     r = buyer_api.post_json(f"/api/orders/{order.id}/payment/retry", extra)
     assert r.status_code in (400,)
     r = seller_api.post_json(f"/api/orders/{order.id}/payment/refund", extra)

@@ -122,11 +122,11 @@ def test_exact_json_numbers_are_exact(buyer_api, seller):
     r = buyer_api.generic(
         "POST",
         "/api/orders",
-        '{"seller_id": %d, "amount": 0.30, "currency": "USD"}' % seller.pk,
+        f'{{"seller_id": {seller.pk}, "amount": 0.30, "currency": "USD"}}',
     )
     assert r.status_code == 201 and r.json()["amount"] == "0.30"
     r = buyer_api.generic(
-        "POST", "/api/orders", '{"seller_id": %d, "amount": 0.305, "currency": "USD"}' % seller.pk
+        "POST", "/api/orders", f'{{"seller_id": {seller.pk}, "amount": 0.305, "currency": "USD"}}'
     )
     assert r.status_code == 400 and error_code(r) == "invalid_amount"
 
