@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -34,6 +34,10 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("request_too_large", "The request body is too large."), status=413
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -42,8 +46,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        full = exc.get_full_details()
+        details = full if isinstance(full, dict) else {"non_field_errors": full}
         body = error_body("invalid_request", "The request is not valid.", details)
+    elif isinstance(exc, exceptions.Throttled):
+        body = error_body(
+            "throttled", str(exc.detail), {"retry_after": exc.wait and int(exc.wait + 0.999)}
+        )
     else:
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
         detail = getattr(exc, "detail", "")

@@ -8,3 +8,7 @@ class PaymentsConfig(AppConfig):
         from .providers import registry
 
         registry.load_providers()
+
+        from .selectors import connect_cache_invalidation
+
+        connect_cache_invalidation()

@@ -31,7 +31,6 @@ from .models import (
     OPEN_STATES,
     PAID_STATES,
     REFUNDABLE_STATES,
-    UNSUCCESSFUL_STATES,
     PaymentMethod,
     PaymentStatus,
     PaymentTransaction,
@@ -48,6 +47,14 @@ from .providers.base import (
     RefundData,
 )
 from .providers.registry import get_provider, provider_name_for_method
+from .selectors import (
+    order_outstanding_amount,
+    payment_refund_candidate,
+    payment_retry_blocked,
+)
+from .selectors import (
+    payment_failure_kind as payment_failure_kind,  # kept importable from here
+)
 from .signals import order_payments_changed, payment_status_changed, refund_status_changed
 from .sync import order_sync
 
@@ -346,9 +353,7 @@ def payment_create(
                 code="payment_in_progress",
                 details={"transaction_id": str(open_payment.id), "status": open_payment.status},
             )
-        outstanding = sub(
-            order.amount, add(*(p.amount for p in payments if p.status in PAID_STATES))
-        )
+        outstanding = order_outstanding_amount(order, payments)
         value = outstanding if amount is None else parse_amount(amount, order.currency)
         if value > outstanding:
             raise ValidationFailed(
@@ -547,10 +552,6 @@ def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> Payme
     )
 
 
-def payment_failure_kind(payment: PaymentTransaction) -> str:
-    return str(payment.provider_data.get("failure_kind", ""))
-
-
 def payment_retry(*, order_id: UUID, actor: Actor, method: str | None = None) -> PaymentTransaction:
     """A new attempt after the last one failed, expired or was cancelled; optionally by another
     method. A final failure (fraud) or an attempt in progress is ``not_retryable``."""
@@ -558,15 +559,7 @@ def payment_retry(*, order_id: UUID, actor: Actor, method: str | None = None) ->
         order = order_lock(order_id)
         payments = list(PaymentTransaction.objects.filter(order=order).order_by("created_at"))
         last = payments[-1] if payments else None
-        if (
-            last is None
-            or last.status not in UNSUCCESSFUL_STATES
-            or order.status not in PAYABLE_STATES
-            or (
-                payment_failure_kind(last) == FailureKind.FINAL
-                and (method or last.method) == last.method
-            )
-        ):
+        if last is None or payment_retry_blocked(order.status, payments, method):
             raise Conflict(
                 "There is no failed payment to retry.",
                 code="not_retryable",
@@ -645,10 +638,7 @@ def payment_refund(
             if payment is None:
                 raise NotFound("Payment not found.", code="payment_not_found")
         else:
-            refundable = [p for p in payments if p.status in REFUNDABLE_STATES]
-            payment = max(
-                refundable, key=lambda p: (p.refundable_amount, p.created_at), default=None
-            )
+            payment = payment_refund_candidate(payments)
         if payment is None or payment.status not in REFUNDABLE_STATES:
             raise Conflict("Nothing on this order can be refunded.", code="not_refundable")
         payment.order = order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .idempotency import cleanup_idempotency_keys as cleanup_idempotency_keys
 from .webhooks import webhook_process
 
 

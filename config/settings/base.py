@@ -249,3 +249,52 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60,
     },
 }
+
+# --- Client API -----------------------------------------------------------------------------
+#: Largest request body Django reads at all (webhooks need up to 512 KiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+#: Largest body a client API request (POST, PUT) may carry: 413 ``request_too_large`` above.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=20)
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
+#: Rates of the throttled scopes (DRF syntax: N/second|minute|hour|day), per user.
+API_THROTTLE_RATES = {
+    "payments": env("THROTTLE_RATE_PAYMENTS", default="30/minute"),
+    "payment_retry": env("THROTTLE_RATE_PAYMENT_RETRY", default="10/minute"),
+    "payment_refund": env("THROTTLE_RATE_PAYMENT_REFUND", default="10/minute"),
+}
+#: Idempotency keys are kept at least this long (hours) before the cleanup task removes them.
+IDEMPOTENCY_KEY_TTL_HOURS = max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+#: A request that finds its key in flight waits this long for the first answer, then is 409.
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=10.0)
+#: An in-flight key older than this (its request died) may be taken over by a new request.
+IDEMPOTENCY_LOCK_SECONDS = env.int("IDEMPOTENCY_LOCK_SECONDS", default=300)
+#: How long a payment-status answer stays cached (it is invalidated on every change anyway).
+PAYMENT_STATUS_CACHE_SECONDS = env.int("PAYMENT_STATUS_CACHE_SECONDS", default=300)
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.ExactJSONParser"]
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "orders.api.OrderPagination"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = API_THROTTLE_RATES
+REST_FRAMEWORK["NON_FIELD_ERRORS_KEY"] = "non_field_errors"
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "PREPROCESSING_HOOKS": ["config.api.schema_drop_slash_variants"],
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "config.api.schema_add_webhook",
+        ],
+        "ENUM_NAME_OVERRIDES": {
+            "PaymentStatusEnum": "payments.models.PaymentStatus",
+            "OrderStatusEnum": "orders.models.OrderStatus",
+            "PaymentMethodEnum": "payments.models.PaymentMethod",
+        },
+    }
+)
+CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
+CELERY_BEAT_SCHEDULE["payments.cleanup_idempotency_keys"] = {
+    "task": "payments.cleanup_idempotency_keys",
+    "schedule": timedelta(hours=1),
+}
