@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 
 from orders.logcontext import current, log_context, order_id_var, payment_id_var
 
@@ -40,6 +41,16 @@ class RequestIdMiddleware:
         try:
             with log_context(request_id=request_id):
                 response = self.get_response(request)
+                if response.status_code >= 400:
+                    # Django logs 4xx/5xx after the middleware returns (outside the request's
+                    # context); logging it here carries the ids, and Django then skips it.
+                    log_response(
+                        "%s: %s",
+                        response.reason_phrase,
+                        request.path,
+                        response=response,
+                        request=request,
+                    )
         finally:
             order_id_var.reset(order_token)
             payment_id_var.reset(payment_token)

@@ -88,7 +88,9 @@ def test_webhook_backlog_and_age(client):
 
 def test_chain_cursor_metrics(client):
     cursor = ChainCursor.objects.create(chain_id=31337, block_number=120)
-    ChainCursor.objects.filter(pk=cursor.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
+    ChainCursor.objects.filter(pk=cursor.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=3)
+    )
     samples = scrape(client)
     assert value(samples, "orderpay_chain_cursor_block", chain_id="31337") == 120
     assert value(samples, "orderpay_chain_cursor_age_seconds", chain_id="31337") >= 180
@@ -119,7 +121,9 @@ def test_a_failing_eager_task_counts_a_failure(client, monkeypatch):
     result = retry_failed_payments.apply(throw=False)
     assert result.failed()
     samples = scrape(client)
-    assert value(samples, "orderpay_task_failures_total", task="payments.retry_failed_payments") == 1
+    assert (
+        value(samples, "orderpay_task_failures_total", task="payments.retry_failed_payments") == 1
+    )
 
 
 def test_idempotency_keys_gauge(client, buyer):

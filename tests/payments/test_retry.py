@@ -135,7 +135,9 @@ def test_transient_retry_succeeds_and_stops(order, actor):
 @override_settings(**RETRY)
 def test_needs_buyer_failure_is_never_retried_blindly(order, actor):
     with time_machine.travel(T0, tick=False) as clock:
-        declined = ProviderError("card declined", code="card_declined", kind=FailureKind.NEEDS_BUYER)
+        declined = ProviderError(
+            "card declined", code="card_declined", kind=FailureKind.NEEDS_BUYER
+        )
         first = start_failing(order, actor, declined)
         assert first.provider_data["failure_kind"] == "needs_buyer"
         for _ in range(3):
