@@ -28,6 +28,7 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 run: migrate peers
+	$(PY) manage.py setup_periodic_tasks
 	$(PY) manage.py setup_demo
 	@echo "Web: http://127.0.0.1:$${WEB_PORT:-8000}/  admin: http://127.0.0.1:$${WEB_PORT:-8000}/admin/"
 	$(VENV)/bin/honcho start -f Procfile

@@ -11,6 +11,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from ops.models import SecurityEvent
+from ops.security import is_payment_path, security_event_record
 from orders.errors import DomainError
 
 _DRF_CODES = {
@@ -45,6 +47,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is None:
         return None
+    if response.status_code == status.HTTP_403_FORBIDDEN:
+        _audit_denial(exc, context)
     if isinstance(exc, exceptions.ValidationError):
         full = exc.get_full_details()
         details = full if isinstance(full, dict) else {"non_field_errors": full}
@@ -61,3 +65,19 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response["WWW-Authenticate"] = "Token"
     response.data = body
     return response
+
+
+def _audit_denial(exc: Exception, context: dict[str, Any]) -> None:
+    """A permission denial on a payment or refund action is a security audit entry."""
+    request = context.get("request")
+    if request is None or not is_payment_path(request.path):
+        return
+    view = context.get("view")
+    security_event_record(
+        kind=SecurityEvent.Kind.PERMISSION_DENIED,
+        request=request,
+        details={
+            "view": type(view).__name__ if view is not None else "",
+            "code": str(getattr(getattr(exc, "detail", ""), "code", "permission_denied")),
+        },
+    )

@@ -31,6 +31,7 @@ from .models import (
     OPEN_STATES,
     PAID_STATES,
     REFUNDABLE_STATES,
+    UNSUCCESSFUL_STATES,
     PaymentMethod,
     PaymentStatus,
     PaymentTransaction,
@@ -451,7 +452,8 @@ def payment_apply_result(
             payment.provider_status = result.raw_status[:64]
         if result.data:
             payment.provider_data = {**payment.provider_data, **result.data}
-        if result.failure_kind:
+        if result.failure_kind or result.outcome == Outcome.FAILED:
+            # a failure is classified by its own result, never by an earlier one's kind
             payment.provider_data = {
                 **payment.provider_data,
                 "failure_kind": str(result.failure_kind),

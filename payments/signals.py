@@ -8,3 +8,9 @@ payment_status_changed = Signal()
 refund_status_changed = Signal()
 #: Anything that the order's payment status shows changed. kwargs: order_id.
 order_payments_changed = Signal()
+#: A webhook was refused: no recognised signature header, or a bad or stale signature.
+#: kwargs: provider ("" when no source matched), code, message.
+webhook_signature_rejected = Signal()
+#: Automatic retries of a transient failure are used up: the failure is final for the
+#: automatic path (the buyer may still retry). kwargs: payment_id, order_id, attempts.
+payment_retry_exhausted = Signal()

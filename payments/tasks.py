@@ -22,4 +22,31 @@ def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyp
         ) from exc
 
 
+# --- beat jobs (ops issue): each runs one pass; a pass is safe to run twice -----------------
+@shared_task(name="payments.retry_failed_payments", acks_late=True)
+def retry_failed_payments() -> dict[str, list[str]]:
+    from .retry import retry_pass
+
+    return retry_pass().as_dict()
+
+
+@shared_task(name="payments.expire_stale_payments", acks_late=True)
+def expire_stale_payments() -> list[str]:
+    from .jobs import payments_expire_stale
+
+    return payments_expire_stale()
+
+
+@shared_task(name="payments.sweep_webhook_events", acks_late=True)
+def sweep_webhook_events() -> list[int]:
+    """Enqueue again the inbox events nobody processed (the task locks the row and skips
+    events already processed, so a double enqueue is harmless)."""
+    from .jobs import webhook_events_to_sweep
+
+    ids = webhook_events_to_sweep()
+    for event_id in ids:
+        process_webhook_event.delay(event_id)
+    return ids
+
+
 from .providers.stripe import tasks as _stripe_tasks  # noqa: E402, F401

@@ -1,29 +1,12 @@
-"""Running stored webhook events again: failed ones whose backoff has passed, ones whose
-enqueue was lost, or named ones (``replay_webhook_events``)."""
+"""Running stored webhook events again, now and in this process (``replay_webhook_events``);
+the beat sweeper (``payments.sweep_webhook_events``) picks the same events through
+``payments.jobs.webhook_events_to_sweep``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 
-from django.db.models import Q, QuerySet
-from django.utils import timezone
-
-from .models import WebhookEvent
 from .webhooks import webhook_process
-
-#: A received event not processed after this long lost its enqueue.
-STUCK_AFTER = timedelta(minutes=5)
-
-
-def webhook_events_due(*, provider: str | None = None) -> QuerySet[WebhookEvent]:
-    """Failed events whose next attempt is due, and received events never processed."""
-    now = timezone.now()
-    events = WebhookEvent.objects.filter(
-        Q(status=WebhookEvent.Status.FAILED, next_attempt_at__lte=now)
-        | Q(status=WebhookEvent.Status.RECEIVED, received_at__lte=now - STUCK_AFTER)
-    )
-    return events.filter(provider=provider) if provider else events
 
 
 def webhook_replay(event_ids: Iterable[int]) -> dict[int, str]:

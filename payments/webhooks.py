@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 from orders.errors import ValidationFailed
 
 from .models import WebhookEvent
+from .signals import webhook_signature_rejected
 
 MAX_BODY_BYTES = 512 * 1024
 
@@ -69,11 +70,20 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
     if len(body) > MAX_BODY_BYTES:
         raise ValidationFailed("Webhook body too large.", code="payload_too_large")
     source = next((s for s in webhook_sources() if s.matches(headers)), None)
-    if source is None:
-        raise WebhookSignatureError(
-            "No recognised webhook signature header.", code="missing_signature"
+    try:
+        if source is None:
+            raise WebhookSignatureError(
+                "No recognised webhook signature header.", code="missing_signature"
+            )
+        verified = source.verify(body, headers)
+    except WebhookSignatureError as exc:
+        webhook_signature_rejected.send(
+            sender=WebhookEvent,
+            provider=getattr(source, "provider", ""),
+            code=exc.code,
+            message=exc.message,
         )
-    verified = source.verify(body, headers)
+        raise
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(

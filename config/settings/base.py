@@ -238,17 +238,6 @@ STRIPE_RECONCILE_GRACE_SECONDS = env.int("STRIPE_RECONCILE_GRACE_SECONDS", defau
 STRIPE_RECONCILE_LOOKBACK_DAYS = env.int("STRIPE_RECONCILE_LOOKBACK_DAYS", default=3)
 PAYMENT_PROVIDER_CLASSES["stripe"] = "payments.providers.stripe.provider.StripeProvider"
 WEBHOOK_SOURCES.append("payments.providers.stripe.webhook.StripeWebhookSource")
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "stripe-reconcile": {
-        "task": "payments.reconcile_stripe",
-        "schedule": env.int("STRIPE_RECONCILE_EVERY_SECONDS", default=600),
-    },
-    "stripe-webhook-retry": {
-        "task": "payments.retry_stripe_webhook_events",
-        "schedule": 60,
-    },
-}
 
 # --- Client API -----------------------------------------------------------------------------
 #: Largest request body Django reads at all (webhooks need up to 512 KiB).
@@ -293,8 +282,57 @@ SPECTACULAR_SETTINGS.update(
         },
     }
 )
-CELERY_BEAT_SCHEDULE = globals().get("CELERY_BEAT_SCHEDULE", {})
-CELERY_BEAT_SCHEDULE["payments.cleanup_idempotency_keys"] = {
-    "task": "payments.cleanup_idempotency_keys",
-    "schedule": timedelta(hours=1),
+# --- Operations: jobs, retries, health, metrics, alerts, security audit, logs ----------------
+INSTALLED_APPS.append("ops")
+# First, so that every log line of a request (the other middleware's too) carries its id.
+MIDDLEWARE.insert(0, "ops.logging.RequestIdMiddleware")
+# Celery keeps Django's logging (request/task id filter, redaction, JSON) in the worker.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+
+#: Automatic retries of transient failures: attempt n waits RETRY_BASE_DELAY * 2**(n-1), at
+#: most RETRY_MAX_DELAY, with jitter; after RETRY_MAX_ATTEMPTS the failure is final.
+RETRY_MAX_ATTEMPTS = env.int("RETRY_MAX_ATTEMPTS", default=5)
+RETRY_BASE_DELAY = timedelta(seconds=env.int("RETRY_BASE_DELAY_SECONDS", default=30))
+RETRY_MAX_DELAY = timedelta(seconds=env.int("RETRY_MAX_DELAY_SECONDS", default=900))
+#: Webhook events still `received` this long after arrival are enqueued again by the sweeper.
+WEBHOOK_SWEEP_AFTER = timedelta(minutes=env.int("WEBHOOK_SWEEP_AFTER_MINUTES", default=5))
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+
+#: Readiness: seconds each dependency check may take.
+READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=2.0)
+#: Optional bearer token for /metrics (unset: open; keep /metrics on the internal network).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
+OPS_ALERT_EMAILS = env.list("OPS_ALERT_EMAILS", default=[])
+ALERT_PAYMENT_FAILURE_WINDOW = timedelta(
+    minutes=env.int("ALERT_PAYMENT_FAILURE_WINDOW_MINUTES", default=15)
+)
+ALERT_PAYMENT_FAILURE_RATE = env.float("ALERT_PAYMENT_FAILURE_RATE", default=0.5)
+ALERT_PAYMENT_FAILURE_MIN_COUNT = env.int("ALERT_PAYMENT_FAILURE_MIN_COUNT", default=10)
+ALERT_WEBHOOK_BACKLOG = env.int("ALERT_WEBHOOK_BACKLOG", default=100)
+ALERT_WEBHOOK_BACKLOG_AGE = timedelta(seconds=env.int("ALERT_WEBHOOK_BACKLOG_AGE_SECONDS", 900))
+ALERT_CHAIN_LAG_SECONDS = env.int("ALERT_CHAIN_LAG_SECONDS", default=120)
+ALERT_CHAIN_LAG_BLOCKS = env.int("ALERT_CHAIN_LAG_BLOCKS", default=50)
+
+#: Settings (and environment variables) whose values never appear in a log line.
+LOG_REDACT_NAMES = [
+    "SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "ESCROW_OPERATOR_KEY",
+    "EMAIL_HOST_PASSWORD",
+    "METRICS_TOKEN",
+    "DATABASE_URL",
+]
+LOGGING["filters"] = {
+    "context": {"()": "ops.logging.ContextFilter"},
+    "redact": {"()": "ops.logging.RedactingFilter"},
 }
+LOGGING["handlers"]["console"]["filters"] = ["context", "redact"]
+LOGGING["formatters"]["json"]["fmt"] = (
+    "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(order_id)s %(payment_id)s"
+)
+LOGGING["formatters"]["plain"]["format"] = (
+    "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+)

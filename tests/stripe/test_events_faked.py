@@ -343,14 +343,14 @@ def test_processing_failure_is_kept_and_replayed(started, fake, deliver, capsys)
 def test_due_sweep_retries_after_backoff(started, fake, deliver):
     from django.utils import timezone
 
-    from payments.providers.stripe.tasks import retry_stripe_webhook_events
+    from payments.tasks import sweep_webhook_events
 
     fake.intents[started.payment_intent_id]["status"] = "succeeded"
     fake.fail_next = ProviderUnavailableError("down")
     event = deliver("payment_intent.succeeded", {"id": started.payment_intent_id})
-    assert retry_stripe_webhook_events() == 0  # backoff not over yet
+    assert sweep_webhook_events() == []  # backoff not over yet
     WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
-    assert retry_stripe_webhook_events() == 1
+    assert sweep_webhook_events() == [event.id]
     assert reload(started).status == "confirmed"
 
 

@@ -4,8 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from payments.jobs import webhook_events_to_sweep
 from payments.models import WebhookEvent
-from payments.webhook_replay import webhook_events_due, webhook_replay
+from payments.webhook_replay import webhook_replay
 
 
 class Command(BaseCommand):
@@ -29,11 +30,14 @@ class Command(BaseCommand):
                 failed = failed.filter(provider=options["provider"])
             ids += list(failed.order_by("received_at").values_list("id", flat=True))
         if options["due"]:
-            ids += list(
-                webhook_events_due(provider=options["provider"])
-                .order_by("received_at")
-                .values_list("id", flat=True)
-            )
+            due = webhook_events_to_sweep()
+            if options["provider"]:
+                due = list(
+                    WebhookEvent.objects.filter(pk__in=due, provider=options["provider"])
+                    .order_by("received_at")
+                    .values_list("id", flat=True)
+                )
+            ids += due
         outcome = webhook_replay(dict.fromkeys(ids))
         for event_id, status in outcome.items():
             self.stdout.write(f"event {event_id}: {status}")

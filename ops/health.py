@@ -1,0 +1,104 @@
+"""Liveness and readiness checks.
+
+``/healthz`` says the process answers. ``/readyz`` checks what a request needs: the database,
+the cache, the broker and each configured chain's RPC node; each check has its own status and
+error, and one failure makes the answer 503 so a load balancer stops sending traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections
+
+
+def configured_chains() -> list[dict[str, Any]]:
+    """``settings.CHAINS`` read defensively: a list (or a dict by id) of dicts or objects with
+    ``chain_id`` and ``rpc_url``. Chains without an RPC URL are left out."""
+    raw = getattr(settings, "CHAINS", None) or []
+    items: Iterable[Any] = raw.values() if isinstance(raw, dict) else raw
+    chains = []
+    for item in items:
+        get = item.get if isinstance(item, dict) else lambda k, i=item: getattr(i, k, None)
+        chain_id, rpc_url = get("chain_id"), get("rpc_url")
+        if chain_id is not None and rpc_url:
+            chains.append({"chain_id": int(chain_id), "rpc_url": str(rpc_url)})
+    return chains
+
+
+def check_database() -> dict[str, Any]:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {}
+
+
+def check_cache() -> dict[str, Any]:
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=10)
+    if cache.get(key) != "1":
+        raise RuntimeError("the cache did not return the value just written")
+    cache.delete(key)
+    return {}
+
+
+def check_broker() -> dict[str, Any]:
+    from kombu import Connection
+
+    timeout = settings.READINESS_TIMEOUT
+    with Connection(
+        settings.CELERY_BROKER_URL,
+        connect_timeout=timeout,
+        transport_options=dict(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})),
+    ) as conn:
+        conn.ensure_connection(max_retries=0, timeout=timeout)
+        return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else ""}
+
+
+def check_chain(chain: dict[str, Any]) -> dict[str, Any]:
+    """One ``eth_chainId`` call with a short timeout; the node must serve the chain we expect."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    url = chain["rpc_url"]
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("the readiness check speaks JSON-RPC over HTTP(S) only")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    timeout = settings.READINESS_TIMEOUT
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        answer = json.loads(response.read())
+    served = int(answer["result"], 16)
+    if served != chain["chain_id"]:
+        raise RuntimeError(f"the node serves chain {served}, not {chain['chain_id']}")
+    return {"chain_id": served}
+
+
+def _run(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        extra = check()
+    except Exception as exc:
+        return {
+            "status": "fail",
+            "error": f"{type(exc).__name__}: {exc}"[:300],
+            "ms": round((time.monotonic() - started) * 1000),
+        }
+    return {"status": "ok", "ms": round((time.monotonic() - started) * 1000), **extra}
+
+
+def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
+    checks: dict[str, dict[str, Any]] = {
+        "database": _run(check_database),
+        "cache": _run(check_cache),
+        "broker": _run(check_broker),
+    }
+    for chain in configured_chains():
+        checks[f"chain:{chain['chain_id']}"] = _run(lambda c=chain: check_chain(c))
+    return all(c["status"] == "ok" for c in checks.values()), checks

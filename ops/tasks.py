@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from .alerts import alerts_check
+
+
+@shared_task(name="ops.check_alerts", acks_late=True)
+def check_alerts() -> dict[str, list[str]]:
+    return alerts_check()

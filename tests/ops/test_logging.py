@@ -1,0 +1,100 @@
+"""Structured JSON logs: every line carries the request id (and order/payment ids where
+known); no secret value or card number reaches a log line."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import logging.config
+import uuid
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from ops.logging import redact
+from orders.logcontext import log_context
+
+pytestmark = pytest.mark.django_db
+SECRETS = {
+    "STRIPE_SECRET_KEY": "sk_test_51HsEcReTvAlUe0123456789",
+    "ESCROW_OPERATOR_KEY": "0x" + "ab" * 32,
+}
+
+
+@pytest.fixture
+def json_logs():
+    """The project's LOGGING with LOG_FORMAT=json, writing to a buffer."""
+    stream = io.StringIO()
+    config = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"]["formatter"] = "json"
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    yield lines
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@override_settings(ROOT_URLCONF="tests.ops.urls", **SECRETS)
+def test_request_log_lines_are_json_with_ids_and_without_secrets(client, json_logs):
+    order_id, payment_id = uuid.uuid4(), uuid.uuid4()
+    response = client.get(
+        f"/api/orders/{order_id}/payments/{payment_id}/log", HTTP_X_REQUEST_ID="req-0123456789"
+    )
+    assert response.status_code == 200 and response["X-Request-ID"] == "req-0123456789"
+    records = [r for r in json_logs() if r["name"] == "orderpay.test"]
+    assert len(records) == 2
+    for record in records:
+        assert record["request_id"] == "req-0123456789"
+        assert record["order_id"] == str(order_id)
+        assert record["payment_id"] == str(payment_id)
+    assert "[CARD]" in records[0]["message"] and "[REDACTED]" in records[0]["message"]
+    assert "exc_info" in records[1] and "[REDACTED]" in records[1]["exc_info"]
+    text = json.dumps(json_logs())
+    for secret in (settings.SECRET_KEY, *SECRETS.values(), "4242 4242 4242 4242"):
+        assert secret not in text
+
+
+def test_every_request_gets_an_id_and_its_django_lines_carry_it(client, json_logs):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    request_id = response["X-Request-ID"]
+    assert len(request_id) == 32
+    warning = next(r for r in json_logs() if r["name"] == "django.request")
+    assert warning["request_id"] == request_id
+    other = client.get("/no-such-page")["X-Request-ID"]
+    assert other != request_id
+
+
+def test_a_malformed_incoming_request_id_is_replaced(client):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")
+    assert response["X-Request-ID"] != "bad id\nwith newline"
+
+
+def test_ids_bound_outside_requests_and_extra_fields_are_redacted(json_logs):
+    logger = logging.getLogger("orderpay.job")
+    with override_settings(**SECRETS), log_context(order_id="o-1", payment_id="p-1"):
+        logger.warning(
+            "job line",
+            extra={"provider_answer": f"key={SECRETS['STRIPE_SECRET_KEY']} whsec_abcdefgh1234"},
+        )
+    record = json_logs()[-1]
+    assert (record["order_id"], record["payment_id"]) == ("o-1", "p-1")
+    assert SECRETS["STRIPE_SECRET_KEY"] not in record["provider_answer"]
+    assert "whsec_abcdefgh1234" not in record["provider_answer"]
+    logger.warning("after")
+    assert json_logs()[-1]["payment_id"] == ""
+
+
+def test_card_numbers_are_masked_only_when_they_are_card_numbers():
+    assert redact("card 4000-0000-0000-0002 ok", []) == "card [CARD] ok"
+    assert redact("card 5555555555554444", []) == "card [CARD]"
+    # an order total or a block number that is not Luhn-valid stays
+    assert redact("block 1234567890123", []) == "block 1234567890123"
+    tx = "0x" + "12" * 32
+    assert redact(f"tx {tx}", []) == f"tx {tx}"

@@ -1,0 +1,88 @@
+"""Security audit entries: bad webhook signatures, denied payment actions, failed staff
+logins; read-only and filterable in admin."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.contrib.auth import authenticate
+from django.test import RequestFactory, override_settings
+
+from ops.models import SecurityEvent
+from orders.errors import ValidationFailed
+from payments.webhooks import webhook_receive, webhook_sources
+
+pytestmark = pytest.mark.django_db
+SOURCES = ["tests.ops.fake_webhooks.FakeSource"]
+
+
+@pytest.fixture
+def fake_source():
+    with override_settings(WEBHOOK_SOURCES=SOURCES):
+        webhook_sources.cache_clear()
+        yield
+    webhook_sources.cache_clear()
+
+
+def test_bad_webhook_signature_is_recorded(fake_source):
+    body = json.dumps({"id": "evt_1", "type": "x"}).encode()
+    with pytest.raises(ValidationFailed):
+        webhook_receive(body, {"X-Test-Signature": "forged"})
+    with pytest.raises(ValidationFailed):
+        webhook_receive(body, {"Other": "1"})
+    events = list(SecurityEvent.objects.order_by("created_at"))
+    assert [e.kind for e in events] == ["bad_webhook_signature"] * 2
+    assert events[0].details["provider"] == "fake"
+    assert events[0].details["code"] == "invalid_signature"
+    assert events[1].details["code"] == "missing_signature"
+    _event, created = webhook_receive(body, {"X-Test-Signature": "good"})
+    assert created and SecurityEvent.objects.count() == 2
+
+
+@override_settings(ROOT_URLCONF="tests.ops.urls")
+def test_permission_denial_on_a_payment_action_is_recorded(client, buyer):
+    client.force_login(buyer)
+    order_id = uuid.uuid4()
+    response = client.post(
+        f"/api/orders/{order_id}/payment/refund", HTTP_X_REQUEST_ID="req-denied-0001"
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    event = SecurityEvent.objects.get()
+    assert event.kind == "permission_denied"
+    assert event.user == buyer and event.username == "buyer"
+    assert event.path == f"/api/orders/{order_id}/payment/refund"
+    assert event.method == "POST" and event.request_id == "req-denied-0001"
+
+
+def test_failed_staff_login_is_recorded_without_the_password(client, staff):
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "staff", "password": "wrong-guess-123"}
+    )
+    assert response.status_code == 200  # the form again
+    event = SecurityEvent.objects.get()
+    assert event.kind == "staff_login_failed" and event.username == "staff"
+    assert event.user == staff and event.ip_address == "127.0.0.1"
+    assert "wrong-guess-123" not in json.dumps(event.details)
+
+
+def test_failed_login_of_a_buyer_outside_admin_is_not_a_staff_event(buyer):
+    request = RequestFactory().post("/api/auth/token")
+    assert authenticate(request=request, username="buyer", password="nope") is None
+    assert not SecurityEvent.objects.exists()
+
+
+def test_admin_lists_and_filters_security_events_read_only(client, staff, buyer):
+    from ops.security import security_event_record
+
+    security_event_record(kind="permission_denied", user=buyer)
+    security_event_record(kind="staff_login_failed", username="mallory")
+    client.force_login(staff)
+    listing = client.get("/admin/ops/securityevent/?kind__exact=staff_login_failed")
+    assert listing.status_code == 200
+    assert b"mallory" in listing.content and b"buyer" not in listing.content.split(b"<tbody>")[-1]
+    assert client.get("/admin/ops/securityevent/add/").status_code == 403
+    event = SecurityEvent.objects.first()
+    assert client.post(f"/admin/ops/securityevent/{event.pk}/delete/").status_code == 403
