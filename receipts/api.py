@@ -13,6 +13,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from orders.errors import NotFound, ValidationFailed
+from orders.money import format_amount
 
 from .selectors import receipt_get_for_user
 from .services import receipt_verify
@@ -72,7 +73,7 @@ class ReceiptVerifyApi(APIView):
             body.update(
                 kind=receipt.kind,
                 issued_at=receipt.issued_at,
-                amount=str(receipt.amount),
+                amount=format_amount(receipt.amount, receipt.currency),
                 currency=receipt.currency,
             )
         return Response(VerifyOutputSerializer(body).data)

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from orders.errors import NotFound
+from orders.money import format_amount
 from orders.selectors import order_list_for_user
 
 from .models import PaymentReceipt
@@ -37,7 +38,7 @@ def receipt_summaries(payment_id: UUID | str) -> list[dict[str, Any]]:
             "id": str(r.id),
             "kind": r.kind,
             "number": r.number,
-            "amount": str(r.amount),
+            "amount": format_amount(r.amount, r.currency),
             "currency": r.currency,
             "issued_at": r.issued_at.isoformat(),
             "sha256": r.sha256,
