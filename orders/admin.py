@@ -18,7 +18,14 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class OrderPaymentEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+class StaffInlineMixin(ReadOnlyAdminMixin):
+    """A read-only inline shown to every staff member who may open its parent page."""
+
+    def has_view_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return request.user.is_active and request.user.is_staff
+
+
+class OrderPaymentEventInline(StaffInlineMixin, admin.TabularInline):
     model = OrderPaymentEvent
     extra = 0
     fields = (
@@ -42,7 +49,7 @@ def _payment_inline():  # type: ignore[no-untyped-def]
 
     payment_model = apps.get_model("payments", "PaymentTransaction")
 
-    class PaymentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    class PaymentInline(StaffInlineMixin, admin.TabularInline):
         model = payment_model
         extra = 0
         fields = (

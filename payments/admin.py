@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from orders.admin import ReadOnlyAdminMixin
+from orders.admin import ReadOnlyAdminMixin, StaffInlineMixin
 from orders.audit import Actor
 from orders.errors import DomainError
 from orders.models import OrderPaymentEvent
@@ -72,7 +72,7 @@ def provider_link(payment: PaymentTransaction) -> str:
     return "-"
 
 
-class RefundInline(ReadOnlyAdminMixin, admin.TabularInline):
+class RefundInline(StaffInlineMixin, admin.TabularInline):
     model = Refund
     extra = 0
     fields = (
@@ -151,11 +151,11 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "Money",
             {
                 "fields": (
-                    "amount",
+                    "amount_display",
                     "currency",
-                    "fee_amount",
+                    "fee_display",
                     "fee_rule",
-                    "refunded_amount",
+                    "refunded_display",
                     "refundable_display",
                 )
             },
@@ -191,11 +191,11 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "provider",
         "status",
         "review_status",
-        "amount",
+        "amount_display",
         "currency",
-        "fee_amount",
+        "fee_display",
         "fee_rule",
-        "refunded_amount",
+        "refunded_display",
         "refundable_display",
         "reference_link",
         "payment_intent_id",
@@ -277,6 +277,10 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="fee", ordering="fee_amount")
     def fee_display(self, obj: PaymentTransaction) -> str:
         return format_amount(obj.fee_amount, obj.currency)
+
+    @admin.display(description="refunded")
+    def refunded_display(self, obj: PaymentTransaction) -> str:
+        return format_amount(obj.refunded_amount, obj.currency)
 
     @admin.display(description="refundable")
     def refundable_display(self, obj: PaymentTransaction) -> str:

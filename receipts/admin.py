@@ -9,7 +9,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from orders.admin import ReadOnlyAdminMixin
+from orders.admin import ReadOnlyAdminMixin, StaffInlineMixin
 from orders.errors import DomainError
 from payments.admin import PaymentTransactionAdmin, admin_actor
 from payments.models import PaymentTransaction
@@ -27,7 +27,7 @@ def pdf_link(obj: PaymentReceipt) -> str:
     return format_html('<a href="{}" class="receipt-pdf">{}.pdf</a>', url, obj.number)
 
 
-class PaymentReceiptInline(ReadOnlyAdminMixin, admin.TabularInline):
+class PaymentReceiptInline(StaffInlineMixin, admin.TabularInline):
     model = PaymentReceipt
     fk_name = "payment"
     extra = 0

@@ -65,7 +65,7 @@ def test_partial_refund_through_the_form_is_attributed(client, support, order):
     # The next form offers what is left.
     assert client.get(url("refund", payment)).context["form"].initial["amount"] == "60.00"
     page = client.get(change_url(payment))
-    assert b"scratched" in page.content  # the refund inline
+    assert b"refunds-group" in page.content and b"scratched" in page.content  # refund inline
     assert b"audit-trail" in page.content and b"support" in page.content
 
 
