@@ -234,3 +234,14 @@ def test_verify_rejects_bad_input_with_a_code(db, params, code):
     response = APIClient().get("/api/receipts/verify", params)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
+
+
+def test_receipt_summaries_link_to_the_pdf(receipt, order):
+    from receipts.selectors import receipt_summaries
+
+    [summary] = receipt_summaries(receipt.payment_id)
+    assert summary["number"] == receipt.number and summary["amount"] == "100.00"
+    assert summary["pdf_url"] == f"/api/receipts/{receipt.id}/pdf"
+    client = APIClient()
+    client.force_authenticate(order.buyer)
+    assert client.get(summary["pdf_url"]).status_code == 200
