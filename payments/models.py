@@ -405,3 +405,12 @@ class ChainCursor(models.Model):
 
     def __str__(self) -> str:
         return f"chain {self.chain_id} @ {self.block_number}"
+
+
+class FlaggedPayment(PaymentTransaction):
+    """The staff review queue: payments flagged for review (a proxy; no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged payment"
+        verbose_name_plural = "review queue"

@@ -3,3 +3,6 @@ from django.apps import AppConfig
 
 class ReceiptsConfig(AppConfig):
     name = "receipts"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401

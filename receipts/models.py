@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils import timezone
 
 from orders.fields import AmountField, CurrencyField
 from payments.models import PaymentTransaction, Refund
+
+
+def receipts_storage() -> Storage:
+    """The storage receipt PDFs live in: ``STORAGES["receipts"]`` (local files by default)."""
+    return storages["receipts"] if "receipts" in storages.backends else storages["default"]
 
 
 class ReceiptKind(models.TextChoices):
@@ -47,7 +53,7 @@ class PaymentReceipt(models.Model):
     sequence = models.PositiveIntegerField()
     amount = AmountField()
     currency = CurrencyField()
-    pdf = models.FileField(upload_to="receipts/%Y/", blank=True)
+    pdf = models.FileField(upload_to="receipts/%Y/", blank=True, storage=receipts_storage)
     sha256 = models.CharField(max_length=64, blank=True)
     issued_at = models.DateTimeField(default=timezone.now)
 

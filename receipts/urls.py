@@ -1,3 +1,15 @@
-from django.urls import URLPattern, URLResolver
+"""Receipts and the staff analytics endpoint (the back office's URL module)."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from payments.analytics_api import PaymentAnalyticsApi
+
+from .api import ReceiptPdfApi, ReceiptVerifyApi
+
+app_name = "receipts"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("api/receipts/verify", ReceiptVerifyApi.as_view(), name="verify"),
+    path("api/receipts/<uuid:receipt_id>/pdf", ReceiptPdfApi.as_view(), name="pdf"),
+    path("api/analytics/payments", PaymentAnalyticsApi.as_view(), name="analytics"),
+]

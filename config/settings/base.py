@@ -336,3 +336,28 @@ LOGGING["formatters"]["json"]["fmt"] = (
 LOGGING["formatters"]["plain"]["format"] = (
     "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 )
+# --- back office, receipts and notifications ------------------------------------------------
+INSTALLED_APPS.append("notifications")
+PLATFORM_NAME = env("PLATFORM_NAME", default="orderpay")
+PLATFORM_URL = env("PLATFORM_URL", default="http://127.0.0.1:8000")
+#: Block explorer per chain id: a transaction is linked as ``<base>/tx/<hash>``.
+EXPLORER_URLS: dict[int, str] = {
+    1: "https://etherscan.io",
+    11155111: "https://sepolia.etherscan.io",
+    8453: "https://basescan.org",
+    137: "https://polygonscan.com",
+    **{int(k): v for k, v in env.json("EXPLORER_URLS", default={}).items()},
+}
+#: Stripe's dashboard: a PaymentIntent is linked as ``<base>/payments/<id>``.
+STRIPE_DASHBOARD_URL = env("STRIPE_DASHBOARD_URL", default="https://dashboard.stripe.com/test")
+#: Receipt PDFs go through this storage alias (local files by default; S3-compatible with
+#: django-storages: RECEIPTS_STORAGE_BACKEND=storages.backends.s3.S3Storage).
+STORAGES["receipts"] = {
+    "BACKEND": env(
+        "RECEIPTS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+    ),
+    "OPTIONS": env.json("RECEIPTS_STORAGE_OPTIONS", default={}),
+}
+RECEIPT_NUMBER_PREFIXES = {"receipt": "RCPT", "credit_note": "CN"}
+#: Addresses copied on dispute emails (comma-separated); empty: buyer and seller only.
+OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])

@@ -1,0 +1,200 @@
+"""Sending the payment emails: HTML and text, to buyer and seller, once per event and recipient.
+
+A row in ``Notification`` is taken (unique on event key and recipient) and locked before the
+email goes out and marked sent after, so a task that runs twice sends once. An email whose
+send failed stays ``failed`` with its error and is sent by the next run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from orders.errors import ValidationFailed
+from orders.money import format_amount, get_currency, sub
+from payments.models import PaymentMethod, PaymentTransaction, Refund
+from payments.providers.base import FailureKind
+from payments.providers.registry import provider_for_method
+
+from .models import Notification, NotificationKind
+
+SUBJECTS = {
+    NotificationKind.PAYMENT_CONFIRMED: "Payment confirmed for order {order}",
+    NotificationKind.PAYMENT_FAILED: "Payment failed for order {order}",
+    NotificationKind.PAYMENT_REFUNDED: "Refund of {amount} {currency} for order {order}",
+    NotificationKind.PAYMENT_DISPUTED: "Payment disputed for order {order}",
+    NotificationKind.ESCROW_RELEASED: "Escrow released for order {order}",
+}
+#: Which currencies a method takes: card payments fiat, chain payments tokens and coins.
+METHOD_CURRENCY_KIND = {
+    PaymentMethod.FIAT: "fiat",
+    PaymentMethod.CRYPTO: "crypto",
+    PaymentMethod.ESCROW: "crypto",
+}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    role: str
+    user: Any = None
+
+
+def payment_retry_methods(payment: PaymentTransaction) -> list[str]:
+    """The methods the buyer can retry the order with: configured, fit for the currency, and
+    not the failed one when its failure is final (fraud, cancelled)."""
+    kind = get_currency(payment.currency).kind
+    final = payment.provider_data.get("failure_kind") == FailureKind.FINAL
+    methods = []
+    for method in PaymentMethod.values:
+        if METHOD_CURRENCY_KIND.get(method) != kind or (final and method == payment.method):
+            continue
+        try:
+            provider_for_method(method)
+        except (ValidationFailed, ImportError):
+            continue
+        methods.append(method)
+    methods.sort(key=lambda m: m != payment.method)
+    return methods
+
+
+def _recipients(payment: PaymentTransaction, kind: str) -> list[Recipient]:
+    order = payment.order
+    people = [Recipient(order.buyer.email, "buyer", order.buyer)]
+    people.append(Recipient(order.seller.email, "seller", order.seller))
+    if kind == NotificationKind.PAYMENT_DISPUTED:
+        people += [Recipient(email, "operator") for email in settings.OPERATOR_EMAILS]
+    seen: set[str] = set()
+    unique = []
+    for r in people:
+        if r.email and r.email.lower() not in seen:
+            seen.add(r.email.lower())
+            unique.append(r)
+    return unique
+
+
+def _context(payment: PaymentTransaction, refund: Refund | None, kind: str) -> dict[str, Any]:
+    from payments.links import payment_provider_reference
+
+    cur = payment.currency
+    reference, reference_url = payment_provider_reference(payment)
+    context: dict[str, Any] = {
+        "platform_name": settings.PLATFORM_NAME,
+        "platform_url": settings.PLATFORM_URL,
+        "kind": kind,
+        "order": payment.order,
+        "payment": payment,
+        "method": payment.get_method_display(),
+        "amount": format_amount(payment.amount, cur),
+        "fee": format_amount(payment.fee_amount, cur),
+        "net": format_amount(sub(payment.amount, payment.fee_amount), cur),
+        "currency": cur,
+        "reference": reference,
+        "reference_url": reference_url,
+    }
+    if refund is not None:
+        context["refund"] = refund
+        context["refund_amount"] = format_amount(refund.amount, cur)
+        context["refunded_total"] = format_amount(payment.refunded_amount, cur)
+    if kind == NotificationKind.PAYMENT_FAILED:
+        context["retry_methods"] = [
+            {"value": m, "label": PaymentMethod(m).label} for m in payment_retry_methods(payment)
+        ]
+    return context
+
+
+def _send_once(
+    *,
+    event_key: str,
+    recipient: Recipient,
+    kind: str,
+    payment: PaymentTransaction,
+    refund: Refund | None,
+    subject: str,
+    context: dict[str, Any],
+) -> bool:
+    """Send one email unless it was sent for this event already; True if sent now."""
+    with transaction.atomic():
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    event_key=event_key,
+                    recipient=recipient.email,
+                    user=recipient.user,
+                    role=recipient.role,
+                    kind=kind,
+                    order_id=payment.order_id,
+                    payment_id=payment.id,
+                    refund_id=refund.id if refund else None,
+                    subject=subject[:255],
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        row = Notification.objects.select_for_update().get(
+            event_key=event_key, recipient=recipient.email
+        )
+        if row.status == Notification.Status.SENT:
+            return False
+        ctx = {**context, "role": recipient.role, "recipient": recipient}
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string(f"emails/{kind}.txt", ctx),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[recipient.email],
+        )
+        message.attach_alternative(render_to_string(f"emails/{kind}.html", ctx), "text/html")
+        row.attempts += 1
+        try:
+            message.send()
+        except Exception as exc:
+            row.status = Notification.Status.FAILED
+            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            row.save(update_fields=["status", "attempts", "last_error"])
+            failure = exc
+        else:
+            row.status = Notification.Status.SENT
+            row.sent_at = timezone.now()
+            row.last_error = ""
+            row.save(update_fields=["status", "attempts", "sent_at", "last_error"])
+            return True
+    raise failure
+
+
+def notification_send(
+    *, kind: str, event_key: str, payment_id: UUID | str, refund_id: UUID | str | None = None
+) -> int:
+    """Email the buyer and seller (and operators, for disputes) about one event; returns how
+    many emails went out now (0 when every recipient had it already)."""
+    if kind not in NotificationKind.values:
+        raise ValidationFailed(f"Unknown notification {kind!r}.", code="unknown_notification")
+    payment = PaymentTransaction.objects.select_related("order__buyer", "order__seller").get(
+        pk=payment_id
+    )
+    refund = Refund.objects.get(pk=refund_id) if refund_id else None
+    context = _context(payment, refund, kind)
+    subject = SUBJECTS[NotificationKind(kind)].format(
+        order=str(payment.order_id)[:8],
+        amount=context.get("refund_amount", context["amount"]),
+        currency=payment.currency,
+    )
+    subject = f"[{settings.PLATFORM_NAME}] {subject}"
+    sent = 0
+    for recipient in _recipients(payment, kind):
+        sent += _send_once(
+            event_key=event_key,
+            recipient=recipient,
+            kind=kind,
+            payment=payment,
+            refund=refund,
+            subject=subject,
+            context=context,
+        )
+    return sent

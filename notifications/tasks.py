@@ -1,0 +1,21 @@
+"""Celery task sending one event's emails; safe to run twice (see services)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(max_retries=5, retry_backoff=True, retry_jitter=True, acks_late=True, bind=True)
+def send_payment_notification(  # type: ignore[no-untyped-def]
+    self, kind: str, event_key: str, payment_id: str, refund_id: str | None = None
+) -> int:
+    from .services import notification_send
+
+    try:
+        return notification_send(
+            kind=kind, event_key=event_key, payment_id=payment_id, refund_id=refund_id
+        )
+    except Exception as exc:
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=exc) from exc

@@ -1,0 +1,96 @@
+"""Receipt endpoints: the PDF for the order's buyer, seller and staff; public verification."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from orders.errors import NotFound, ValidationFailed
+from orders.money import format_amount
+
+from .selectors import receipt_get_for_user
+from .services import receipt_verify
+
+
+class ReceiptPdfApi(APIView):
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY}, tags=["receipts"])
+    def get(self, request: Request, receipt_id: str) -> FileResponse:
+        receipt = receipt_get_for_user(request.user, receipt_id)
+        if not receipt.pdf:
+            raise NotFound("The receipt's PDF is not ready yet.", code="receipt_not_ready")
+        response = FileResponse(
+            receipt.pdf.open("rb"),
+            content_type="application/pdf",
+            as_attachment=True,
+            filename=f"{receipt.number}.pdf",
+        )
+        response["X-Receipt-SHA256"] = receipt.sha256
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class VerifyInputSerializer(serializers.Serializer):
+    number = serializers.CharField(max_length=32)
+    sha256 = serializers.CharField(max_length=64)
+
+
+class VerifyOutputSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    genuine = serializers.BooleanField()
+    kind = serializers.CharField(required=False)
+    issued_at = serializers.DateTimeField(required=False)
+    amount = serializers.CharField(required=False)
+    currency = serializers.CharField(required=False)
+
+
+class VerifyThrottle(AnonRateThrottle):
+    rate = "60/min"
+
+
+class ReceiptVerifyApi(APIView):
+    """Whether a receipt number and the SHA-256 of a PDF belong together (anyone may ask)."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [VerifyThrottle]
+
+    def _answer(self, data: object) -> Response:
+        form = VerifyInputSerializer(data=data)
+        if not form.is_valid():
+            raise ValidationFailed(
+                "number and sha256 are required.", code="invalid_request", details=form.errors
+            )
+        number, digest = form.validated_data["number"], form.validated_data["sha256"]
+        receipt = receipt_verify(number=number, sha256=digest)
+        body: dict[str, object] = {"number": number.strip().upper(), "genuine": receipt is not None}
+        if receipt is not None:
+            body.update(
+                kind=receipt.kind,
+                issued_at=receipt.issued_at,
+                amount=format_amount(receipt.amount, receipt.currency),
+                currency=receipt.currency,
+            )
+        return Response(VerifyOutputSerializer(body).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("number", str, required=True),
+            OpenApiParameter("sha256", str, required=True),
+        ],
+        responses=VerifyOutputSerializer,
+        tags=["receipts"],
+    )
+    def get(self, request: Request) -> Response:
+        return self._answer(request.query_params)
+
+    @extend_schema(
+        request=VerifyInputSerializer, responses=VerifyOutputSerializer, tags=["receipts"]
+    )
+    def post(self, request: Request) -> Response:
+        return self._answer(request.data)

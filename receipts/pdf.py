@@ -1,0 +1,62 @@
+"""The receipt's PDF: WeasyPrint renders templates/receipts/receipt.html."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from orders.money import format_amount, sub
+from payments.links import payment_provider_reference
+
+from .models import PaymentReceipt, ReceiptKind
+
+
+def _party(user: Any) -> dict[str, str]:
+    name = (user.get_full_name() or "").strip() if hasattr(user, "get_full_name") else ""
+    return {"name": name or user.username, "email": user.email, "username": user.username}
+
+
+def receipt_context(receipt: PaymentReceipt) -> dict[str, Any]:
+    payment = receipt.payment
+    order = payment.order
+    reference, reference_url = payment_provider_reference(payment)
+    cur = payment.currency
+    is_credit = receipt.kind == ReceiptKind.CREDIT_NOTE
+    original = None
+    if is_credit:
+        original = payment.receipts.filter(kind=ReceiptKind.RECEIPT).first()
+    return {
+        "platform": {"name": settings.PLATFORM_NAME, "url": settings.PLATFORM_URL},
+        "receipt": receipt,
+        "title": "Credit note" if is_credit else "Receipt",
+        "is_credit_note": is_credit,
+        "original_receipt": original,
+        "refund": receipt.refund,
+        "buyer": _party(order.buyer),
+        "seller": _party(order.seller),
+        "order": order,
+        "payment": payment,
+        "currency": cur,
+        "amount": format_amount(receipt.amount, cur),
+        "payment_amount": format_amount(payment.amount, cur),
+        "fee": format_amount(payment.fee_amount, cur),
+        "net": format_amount(sub(payment.amount, payment.fee_amount), cur),
+        "method": payment.get_method_display(),
+        "reference": reference,
+        "reference_url": reference_url,
+        "is_chain": bool(payment.transaction_hash),
+        "issued_at": receipt.issued_at,
+        "iso_issued_at": receipt.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def receipt_html(receipt: PaymentReceipt) -> str:
+    return render_to_string("receipts/receipt.html", receipt_context(receipt))
+
+
+def receipt_pdf_bytes(receipt: PaymentReceipt) -> bytes:
+    from weasyprint import HTML
+
+    return HTML(string=receipt_html(receipt), base_url=str(settings.BASE_DIR)).write_pdf()

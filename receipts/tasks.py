@@ -1,0 +1,49 @@
+"""Celery tasks issuing receipts and credit notes; each takes an id and is safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from orders.errors import Conflict
+from payments.signals import order_payments_changed
+
+RETRY = {"max_retries": 5, "retry_backoff": True, "retry_jitter": True, "acks_late": True}
+
+
+@shared_task(**RETRY)
+def issue_payment_receipt(payment_id: str) -> str | None:
+    from .services import receipt_issue_for_payment
+
+    try:
+        receipt, created = receipt_issue_for_payment(payment_id=payment_id)
+    except Conflict:
+        return None  # not (or no longer) paid: nothing to issue
+    if created:
+        order_payments_changed.send(sender=type(receipt), order_id=receipt.order_id)
+    return receipt.number
+
+
+@shared_task(**RETRY)
+def issue_credit_note(refund_id: str) -> str | None:
+    from .services import credit_note_issue_for_refund
+
+    try:
+        receipt, created = credit_note_issue_for_refund(refund_id=refund_id)
+    except Conflict:
+        return None
+    if created:
+        order_payments_changed.send(sender=type(receipt), order_id=receipt.order_id)
+    return receipt.number
+
+
+@shared_task(name="receipts.sweep_missing_receipts", acks_late=True)
+def receipts_sweep() -> int:
+    """Find paid payments and succeeded refunds whose issue was lost, and issue them."""
+    from .services import receipts_missing
+
+    payments, refunds = receipts_missing()
+    for pid in payments:
+        issue_payment_receipt.delay(str(pid))
+    for rid in refunds:
+        issue_credit_note.delay(str(rid))
+    return len(payments) + len(refunds)
