@@ -19,3 +19,6 @@ def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyp
         raise self.retry(
             exc=exc, countdown=webhook_backoff(self.request.retries + 1).total_seconds()
         ) from exc
+
+
+from .chain_tasks import poll_chain, poll_chains  # noqa: E402, F401  (registers the chain tasks)
