@@ -189,7 +189,9 @@ def test_manual_crypto_refund_recorded_by_support_is_verified(chain_env, buyer, 
     wrong = chain_env.send(
         chain_env.receiving, chain_env.token, 0, rpc.erc20_transfer_data(chain_env.payer, 10)
     )
-    refund_record_transaction(refund_id=refund.id, transaction_hash=wrong, actor=Actor.for_admin(staff))
+    refund_record_transaction(
+        refund_id=refund.id, transaction_hash=wrong, actor=Actor.for_admin(staff)
+    )
     settle(chain_env)
     refund.refresh_from_db()
     assert refund.status == "failed"
@@ -198,7 +200,9 @@ def test_manual_crypto_refund_recorded_by_support_is_verified(chain_env, buyer, 
     good = chain_env.send(
         chain_env.receiving, chain_env.token, 0, rpc.erc20_transfer_data(chain_env.payer, 10**7)
     )
-    refund_record_transaction(refund_id=refund.id, transaction_hash=good, actor=Actor.for_admin(staff))
+    refund_record_transaction(
+        refund_id=refund.id, transaction_hash=good, actor=Actor.for_admin(staff)
+    )
     settle(chain_env)
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.provider_reference == good

@@ -10,9 +10,19 @@ from rest_framework.authtoken.models import Token
 DEMO_USERS = [
     # username, is_staff, is_superuser, permissions
     ("admin", True, True, []),
-    ("support", True, False, ["payments.refund_payment", "payments.review_payment",
-                              "payments.view_paymenttransaction", "payments.view_refund",
-                              "orders.view_order", "orders.view_orderpaymentevent"]),
+    (
+        "support",
+        True,
+        False,
+        [
+            "payments.refund_payment",
+            "payments.review_payment",
+            "payments.view_paymenttransaction",
+            "payments.view_refund",
+            "orders.view_order",
+            "orders.view_orderpaymentevent",
+        ],
+    ),
     ("buyer", False, False, []),
     ("seller", False, False, []),
 ]
