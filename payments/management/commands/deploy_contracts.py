@@ -65,7 +65,9 @@ class Command(BaseCommand):
             for wallet in options["fund"]:
                 wallet = w3.to_checksum_address(wallet)
                 deploy.send_transaction(
-                    w3, deployer, {"to": wallet, "value": FUND_WEI, "gas": 21000}
+                    w3,
+                    deployer,
+                    {"to": wallet, "value": FUND_WEI, "gas": 21000, "gasPrice": w3.eth.gas_price},
                 )
                 deploy.transact(w3, deployer, contract.functions.mint(wallet, FUND_TOKEN_UNITS))
             out["funded"] = options["fund"]
