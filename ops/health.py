@@ -11,7 +11,7 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -20,17 +20,10 @@ from django.db import connections
 
 
 def configured_chains() -> list[dict[str, Any]]:
-    """``settings.CHAINS`` read defensively: a list (or a dict by id) of dicts or objects with
-    ``chain_id`` and ``rpc_url``. Chains without an RPC URL are left out."""
-    raw = getattr(settings, "CHAINS", None) or []
-    items: Iterable[Any] = raw.values() if isinstance(raw, dict) else raw
-    chains = []
-    for item in items:
-        get = item.get if isinstance(item, dict) else lambda k, i=item: getattr(i, k, None)
-        chain_id, rpc_url = get("chain_id"), get("rpc_url")
-        if chain_id is not None and rpc_url:
-            chains.append({"chain_id": int(chain_id), "rpc_url": str(rpc_url)})
-    return chains
+    """The chains with an RPC URL, as the chain registry reads them from settings."""
+    from payments.providers.chain.registry import all_chains
+
+    return [{"chain_id": c.chain_id, "rpc_url": c.rpc_url} for c in all_chains()]
 
 
 def check_database() -> dict[str, Any]:

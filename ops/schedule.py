@@ -37,7 +37,7 @@ def schedule() -> list[Job]:
     jobs = [
         Job(
             f"poll chain {chain['chain_id']}",
-            "payments.poll_chains",
+            "payments.poll_chain",
             5,
             {"chain_id": chain["chain_id"]},
             "One poll pass of one chain (the monitor holds an advisory lock per chain).",
@@ -99,7 +99,7 @@ def schedule() -> list[Job]:
 
 def scheduled_task_names() -> set[str]:
     """Every task name the schedule can name (chain polling included with or without chains)."""
-    return {job.task for job in schedule()} | {"payments.poll_chains"}
+    return {job.task for job in schedule()} | {"payments.poll_chain"}
 
 
 @transaction.atomic

@@ -414,3 +414,63 @@ class FlaggedPayment(PaymentTransaction):
         proxy = True
         verbose_name = "flagged payment"
         verbose_name_plural = "review queue"
+
+
+class ChainTransaction(models.Model):
+    """A transaction the platform sends (escrow release/refund/resolve, crypto refund payouts)
+    or one support records for a refund: its nonce, raw bytes and fate, tracked by the monitor
+    until it has its confirmations."""
+
+    class Purpose(models.TextChoices):
+        RELEASE = "release"
+        REFUND = "refund"
+        RESOLVE = "resolve"
+        PAYOUT = "payout"  # a crypto refund sent from the payout wallet
+        MANUAL_REFUND = "manual_refund"  # a refund support sent and recorded by hash
+
+    class Status(models.TextChoices):
+        SENT = "sent"  # broadcast (or recorded), not mined yet
+        MINED = "mined"
+        CONFIRMED = "confirmed"
+        FAILED = "failed"  # reverted, or never mined
+
+    chain_id = models.PositiveBigIntegerField()
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    payment = models.ForeignKey(
+        PaymentTransaction, on_delete=models.PROTECT, related_name="chain_transactions"
+    )
+    refund = models.ForeignKey(
+        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="chain_transactions"
+    )
+    from_address = models.CharField(max_length=42, blank=True)
+    to_address = models.CharField(max_length=42, blank=True)
+    nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    value_base_units = BaseUnitsField(default=0)
+    transaction_hash = models.CharField(max_length=66)
+    raw_transaction = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SENT, db_index=True
+    )
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    gas_used = BaseUnitsField(null=True, blank=True)
+    effective_gas_price = BaseUnitsField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain_id", "transaction_hash"], name="chain_transaction_hash_once"
+            ),
+            models.UniqueConstraint(
+                fields=["chain_id", "from_address", "nonce"],
+                condition=models.Q(nonce__isnull=False),
+                name="chain_transaction_nonce_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.transaction_hash} ({self.status})"

@@ -49,4 +49,5 @@ def sweep_webhook_events() -> list[int]:
     return ids
 
 
+from .chain_tasks import poll_chain, poll_chains  # noqa: E402, F401  (registers the chain tasks)
 from .providers.stripe import tasks as _stripe_tasks  # noqa: E402, F401

@@ -361,3 +361,32 @@ STORAGES["receipts"] = {
 RECEIPT_NUMBER_PREFIXES = {"receipt": "RCPT", "credit_note": "CN"}
 #: Addresses copied on dispute emails (comma-separated); empty: buyer and seller only.
 OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
+
+# --- chain (crypto and escrow payments) -----------------------------------------------------
+PAYMENT_PROVIDER_CLASSES["chain"] = "payments.providers.chain.provider.ChainProvider"
+PAYMENT_PROVIDER_CLASSES["escrow"] = "payments.providers.chain.provider.EscrowProvider"
+WEBHOOK_SOURCES.append("payments.chain_webhooks.ChainWebhookSource")
+CHAIN_WEBHOOK_SECRET = env("CHAIN_WEBHOOK_SECRET", default="")
+CHAIN_WEBHOOK_TOLERANCE_SECONDS = env.int("CHAIN_WEBHOOK_TOLERANCE_SECONDS", default=300)
+CHAIN_POLL_SECONDS = env.int("CHAIN_POLL_SECONDS", default=15)
+#: where `deploy_contracts` records the addresses on a development chain (31337 only)
+CHAIN_DEV_DEPLOYMENT_FILE = env(
+    "CHAIN_DEV_DEPLOYMENT_FILE", default=str(BASE_DIR / "var" / "chain-31337.json")
+)
+CHAINS = [
+    {
+        "chain_id": env.int("CHAIN_ID", default=31337),
+        "rpc_url": env("CHAIN_RPC_URL", default=""),
+        "required_confirmations": env.int("REQUIRED_CONFIRMATIONS", default=12),
+        "tokens": env("ACCEPTED_TOKENS", default=""),
+        "escrow_contract": env("ESCROW_CONTRACT_ADDRESS", default=""),
+        "receiving_address": env("CRYPTO_RECEIVING_ADDRESS", default=""),
+        "tolerance_base_units": env.int("AMOUNT_TOLERANCE_BASE_UNITS", default=0),
+        "lag": env.int("CHAIN_LAG_BLOCKS", default=0),
+        "operator_key": env("ESCROW_OPERATOR_KEY", default=""),
+        "payout_key": env("PAYOUT_WALLET_KEY", default=""),
+    },
+    # more chains: [{"chain_id": 137, "rpc_url": "...", "required_confirmations": 128,
+    #   "tokens": [...], "operator_key_env": "POLYGON_OPERATOR_KEY", ...}]
+    *env.json("CHAINS_JSON", default=[]),
+]

@@ -112,19 +112,15 @@ def test_readyz_fails_when_the_node_serves_another_chain(client, rpc_server):
     assert "serves chain 31337" in body["checks"]["chain:1"]["error"]
 
 
-def test_chain_registry_is_read_defensively():
-    class Chain:
-        chain_id = 7
-        rpc_url = "http://node"
-
+def test_readiness_checks_the_chains_of_the_registry():
     with override_settings(
-        CHAINS={"a": {"chain_id": "1", "rpc_url": "http://a"}, "b": Chain(), "c": {"x": 1}}
-    ):
-        assert configured_chains() == [
+        CHAINS=[
             {"chain_id": 1, "rpc_url": "http://a"},
-            {"chain_id": 7, "rpc_url": "http://node"},
+            {"chain_id": 7, "rpc_url": ""},  # no RPC URL: not configured
         ]
-    with override_settings(CHAINS=None):
+    ):
+        assert configured_chains() == [{"chain_id": 1, "rpc_url": "http://a"}]
+    with override_settings(CHAINS=[]):
         assert configured_chains() == []
 
 

@@ -13,15 +13,6 @@ from ops.schedule import PREFIX, schedule, scheduled_task_names
 
 pytestmark = pytest.mark.django_db
 CHAINS = [{"chain_id": 31337, "rpc_url": "http://127.0.0.1:8545"}, {"chain_id": 1, "rpc_url": "x"}]
-#: Tasks the schedule names that other areas implement. Empty this set once they are merged:
-#: the check below then requires every scheduled task to be registered.
-FROM_OTHER_AREAS = {
-    "payments.poll_chains",
-    "payments.reconcile_stripe",
-    "payments.cleanup_idempotency_keys",
-    "receipts.sweep_missing_receipts",
-    "notifications.sweep_unsent",
-}
 
 
 def rows() -> list[tuple]:
@@ -43,7 +34,7 @@ def test_setup_periodic_tasks_installs_the_schedule_once():
     assert len(first) == len(schedule()) == 10  # two chains and eight jobs
     by_name = {r[0]: r for r in first}
     assert by_name["orderpay: poll chain 31337"][1:4] == (
-        "payments.poll_chains",
+        "payments.poll_chain",
         '{"chain_id": 31337}',
         5,
     )
@@ -80,19 +71,8 @@ def registered() -> set[str]:
     return set(app.tasks)
 
 
-def test_every_scheduled_task_of_this_area_is_registered():
-    missing = scheduled_task_names() - registered() - FROM_OTHER_AREAS
-    assert not missing
-
-
 def test_every_scheduled_task_is_registered():
-    missing = scheduled_task_names() - registered()
-    if missing and missing <= FROM_OTHER_AREAS:
-        pytest.skip(
-            "tasks implemented by other areas, not in this branch yet: "
-            + ", ".join(sorted(missing))
-        )
-    assert not missing
+    assert scheduled_task_names() - registered() == set()
 
 
 def test_beat_reads_the_database_schedule():

@@ -1,0 +1,704 @@
+"""The chain monitor: one poll pass per chain (ARCHITECTURE.md section 4).
+
+Its cost grows with new blocks, not with pending payments:
+
+1. read the head once; work up to ``head - lag``;
+2. re-read the hashes of the last K blocks (and of the blocks holding mined, unconfirmed
+   transactions) in ONE batched request; a changed hash is a reorg: the payments in it go back
+   to pending (flagged ``reorg``), never forward;
+3. one ``eth_getLogs`` over the blocks not yet final for the escrow contract;
+4. batched receipts only for claimed transactions not yet mined (and platform-sent ones);
+5. confirm what has its confirmations and whose block hash re-checked; store the cursor in the
+   same transaction as the payments it moved.
+
+Events of the escrow contract are applied only once final (``required_confirmations`` deep);
+a deposit seen earlier shows the payment as ``processing``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from orders.audit import Actor
+
+from .chain_locks import try_lock
+from .models import (
+    PAID_STATES,
+    ChainCursor,
+    ChainTransaction,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentTransaction,
+    Refund,
+    RefundStatus,
+)
+from .providers.base import Outcome, ProviderError, ProviderResult
+from .providers.chain import client as rpc
+from .providers.chain.provider import (
+    ChainProvider,
+    EscrowProvider,
+    base_units_to_amount,
+    escrow_terms_problem,
+)
+from .providers.chain.registry import ChainConfig, all_chains, get_chain
+from .services import (
+    _lock_payment,
+    payment_apply_result,
+    payment_data,
+    payment_flag,
+    payment_open_dispute,
+    payment_refund,
+    payment_transition,
+    payment_update_status,
+    refund_apply_result,
+)
+
+logger = logging.getLogger(__name__)
+P = PaymentStatus
+CT = ChainTransaction
+CHAIN_METHODS = (PaymentMethod.CRYPTO, PaymentMethod.ESCROW)
+WATCHED = (P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED)
+REBROADCAST_AFTER = timedelta(seconds=60)
+MAX_BACKOFF_SECONDS = 600
+
+
+@dataclass
+class PassReport:
+    chain_id: int
+    head: int | None = None
+    from_block: int | None = None
+    to_block: int | None = None
+    cursor: int | None = None
+    reorg_at: int | None = None
+    confirmed: int = 0
+    moved_back: int = 0
+    events: int = 0
+    expired: int = 0
+    http_requests: int = 0
+    rpc_calls: int = 0
+    methods: dict[str, int] = field(default_factory=dict)
+    skipped: str = ""
+    error: str = ""
+
+
+def _actor(chain: ChainConfig) -> Actor:
+    return Actor.for_job("poll_chain", reference=f"chain:{chain.chain_id}")
+
+
+def _provider(method: str) -> ChainProvider | EscrowProvider:
+    return EscrowProvider() if method == PaymentMethod.ESCROW else ChainProvider()
+
+
+# --- entry points -----------------------------------------------------------------------
+def chain_poll(chain_id: int | None = None, *, ignore_backoff: bool = False) -> PassReport:
+    """One pass over one chain, unless another pass holds the chain or it is backing off."""
+    chain = get_chain(chain_id)
+    report = PassReport(chain_id=chain.chain_id)
+    backoff_key = f"chain-backoff:{chain.chain_id}"
+    state = cache.get(backoff_key) or {}
+    if not ignore_backoff and state.get("until", 0) > time.time():
+        report.skipped = "backoff"
+        return report
+    with try_lock(f"chain-monitor:{chain.chain_id}") as acquired:
+        if not acquired:
+            report.skipped = "locked"
+            return report
+        client = rpc.client_for(chain.rpc_url)
+        before = client.stats.snapshot()
+        try:
+            _poll(chain, client, report)
+        except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+            failures = int(state.get("failures", 0)) + 1
+            delay = min(MAX_BACKOFF_SECONDS, 5 * 2 ** (failures - 1))
+            cache.set(backoff_key, {"failures": failures, "until": time.time() + delay}, 3600)
+            report.error = str(exc)[:500]
+            logger.warning(
+                "chain %s: pass failed (%s); next try in %ss", chain.chain_id, exc, delay
+            )
+        else:
+            if state:
+                cache.delete(backoff_key)
+        finally:
+            after = client.stats.snapshot()
+            report.http_requests = after["http_requests"] - before["http_requests"]
+            report.rpc_calls = after["rpc_calls"] - before["rpc_calls"]
+            report.methods = {
+                m: n - before["methods"].get(m, 0)
+                for m, n in after["methods"].items()
+                if n - before["methods"].get(m, 0)
+            }
+    return report
+
+
+def chain_poll_all() -> list[PassReport]:
+    """A pass over every configured chain; one failing chain does not stop the others."""
+    reports = []
+    for chain in all_chains():
+        try:
+            reports.append(chain_poll(chain.chain_id))
+        except Exception as exc:  # a bug or a database error on one chain
+            logger.exception("chain %s: pass crashed", chain.chain_id)
+            reports.append(PassReport(chain_id=chain.chain_id, error=repr(exc)[:500]))
+    return reports
+
+
+def chain_check_transactions(chain_id: int, hashes: list[str]) -> int:
+    """Check the named transactions now (a webhook's hint): only those claimed here and not
+    yet mined, read from the node, never from the hint. Returns how many were checked."""
+    chain = get_chain(chain_id)
+    wanted = {h.lower() for h in hashes if isinstance(h, str)}
+    awaiting = list(_watched(chain).filter(transaction_hash__in=wanted, block_number__isnull=True))
+    sent = list(
+        CT.objects.filter(
+            chain_id=chain.chain_id, status=CT.Status.SENT, transaction_hash__in=wanted
+        )
+    )
+    if not awaiting and not sent:
+        return 0
+    client = rpc.client_for(chain.rpc_url)
+    head = client.block_number()
+    found = _fetch_receipts(client, awaiting, sent, [])
+    with transaction.atomic():
+        _apply_awaiting(chain, head, awaiting, found, PassReport(chain_id=chain.chain_id))
+        _apply_sent(chain, client, sent, found)
+    return len(awaiting) + len(sent)
+
+
+# --- the pass -----------------------------------------------------------------------------
+def _watched(chain: ChainConfig):  # type: ignore[no-untyped-def]
+    return PaymentTransaction.objects.filter(
+        chain_id=chain.chain_id, method__in=CHAIN_METHODS, status__in=WATCHED
+    )
+
+
+def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> None:
+    head = client.block_number()
+    target = max(0, head - chain.lag)
+    final_to = min(target, head - chain.required_confirmations + 1)
+    report.head = head
+    cursor = ChainCursor.objects.filter(chain_id=chain.chain_id).first()
+    if cursor is None:
+        cursor = ChainCursor(
+            chain_id=chain.chain_id, block_number=max(0, final_to - chain.reorg_window)
+        )
+    recent = {int(h): v for h, v in (cursor.recent_hashes or {}).items()}
+    start = int(cursor.block_number)
+
+    mined = list(_watched(chain).filter(block_number__isnull=False))
+    awaiting = list(
+        _watched(chain).filter(transaction_hash__isnull=False, block_number__isnull=True)
+    )
+    sent = list(CT.objects.filter(chain_id=chain.chain_id, status=CT.Status.SENT))
+    ct_mined = list(CT.objects.filter(chain_id=chain.chain_id, status=CT.Status.MINED))
+
+    # 2. one batch: recent blocks, new top blocks, blocks holding mined transactions
+    window_low = max(0, target - chain.reorg_window + 1)
+    heights = set(recent) | set(range(max(window_low, 0), target + 1))
+    heights |= {int(p.block_number) for p in mined} | {int(t.block_number) for t in ct_mined}
+    canonical = client.block_hashes(sorted(heights))
+    changed = sorted(h for h, v in recent.items() if canonical.get(h) != v)
+    if changed:
+        report.reorg_at = changed[0]
+        if changed[0] <= start:  # deeper than the confirmations: rewind and re-read
+            start = max(0, changed[0] - 1)
+    to = min(target, start + chain.max_blocks_per_pass)
+    report.from_block, report.to_block = start + 1, to
+
+    # 3. one eth_getLogs over the blocks not yet final
+    logs: list[rpc.DecodedLog] = []
+    if chain.escrow_contract and to > start:
+        raw_logs = client.get_logs(
+            start + 1, to, [{"address": chain.escrow_contract, "topics": [rpc.ESCROW_TOPICS]}]
+        )
+        for raw in raw_logs:
+            decoded = rpc.decode_log(raw)
+            if decoded is None or decoded.removed:
+                continue
+            known = canonical.get(decoded.block_number)
+            if known is not None and known != decoded.block_hash:
+                continue  # reorged between the two reads: next pass
+            logs.append(decoded)
+        logs.sort(key=lambda d: (d.block_number, d.log_index))
+
+    # 4. batched receipts: claimed and not mined, platform-sent, newly seen deposits
+    deposit_hashes = sorted({d.transaction_hash for d in logs if d.name == "Deposited"})
+    found = _fetch_receipts(client, awaiting, sent, deposit_hashes)
+
+    # 5. apply, and store the cursor, in one transaction
+    with transaction.atomic():
+        _apply_reorg(chain, report, mined, ct_mined, canonical, changed, start)
+        _apply_awaiting(chain, head, awaiting, found, report)
+        _apply_logs(chain, head, final_to, logs, found, report)
+        _confirm_at_depth(chain, head, final_to, canonical, report)
+        _apply_sent(chain, client, sent, found)
+        _confirm_sent_at_depth(chain, final_to, canonical)
+        _expire(chain, report)
+        new_cursor = max(start, min(to, final_to))
+        cursor.block_number = new_cursor
+        cursor.block_hash = canonical.get(new_cursor) or cursor.block_hash
+        cursor.recent_hashes = {
+            str(h): v for h, v in canonical.items() if v and window_low <= h <= target
+        }
+        cursor.save()
+        report.cursor = new_cursor
+
+
+def _fetch_receipts(
+    client: rpc.ChainClient,
+    awaiting: list[PaymentTransaction],
+    sent: list[ChainTransaction],
+    extra: list[str],
+) -> dict[str, dict[str, Any] | None]:
+    """{"tx:<hash>": tx, "rc:<hash>": receipt} in one batch."""
+    calls: list[tuple[str, list[Any]]] = []
+    keys: list[str] = []
+    tx_wanted = {str(p.transaction_hash) for p in awaiting} | {
+        t.transaction_hash for t in sent if t.purpose == CT.Purpose.MANUAL_REFUND
+    }
+    rc_wanted = tx_wanted | {t.transaction_hash for t in sent} | set(extra)
+    for h in sorted(tx_wanted):
+        calls.append(("eth_getTransactionByHash", [h]))
+        keys.append(f"tx:{h}")
+    for h in sorted(rc_wanted):
+        calls.append(("eth_getTransactionReceipt", [h]))
+        keys.append(f"rc:{h}")
+    if not calls:
+        return {}
+    return dict(zip(keys, client.batch(calls), strict=True))
+
+
+def _savepoint_apply(payment_id: Any, result: ProviderResult, actor: Actor, **kw: Any) -> bool:
+    try:
+        with transaction.atomic():
+            payment_apply_result(payment_id=payment_id, result=result, actor=actor, **kw)
+        return True
+    except IntegrityError:
+        with transaction.atomic():
+            _, payment = _lock_payment(payment_id)
+            payment_flag(
+                payment,
+                "transaction_hash_conflict",
+                actor=actor,
+                details={"transaction_hash": result.fields.get("transaction_hash")},
+            )
+        return False
+
+
+def _apply_reorg(
+    chain: ChainConfig,
+    report: PassReport,
+    mined: list[PaymentTransaction],
+    ct_mined: list[ChainTransaction],
+    canonical: dict[int, str | None],
+    changed: list[int],
+    start: int,
+) -> None:
+    actor = _actor(chain)
+    for p in mined:
+        now_hash = canonical.get(int(p.block_number or 0))
+        if now_hash == p.block_hash:
+            continue
+        payment_apply_result(
+            payment_id=p.id,
+            actor=actor,
+            result=ProviderResult(
+                Outcome.PENDING,
+                raw_status="dropped_by_reorg",
+                fields={"block_number": None, "block_hash": "", "confirmations": 0},
+                review_flags=[
+                    (
+                        "reorg",
+                        {
+                            "block_number": p.block_number,
+                            "old_block_hash": p.block_hash,
+                            "new_block_hash": now_hash,
+                            "transaction_hash": p.transaction_hash,
+                        },
+                    )
+                ],
+            ),
+        )
+        p.block_number = None
+        report.moved_back += 1
+    for t in ct_mined:
+        if canonical.get(int(t.block_number or 0)) != t.block_hash:
+            CT.objects.filter(pk=t.pk).update(
+                status=CT.Status.SENT, block_number=None, block_hash=""
+            )
+    if changed and changed[0] <= start:
+        # final blocks changed: confirmed payments cannot go back; staff look at them
+        for p in PaymentTransaction.objects.filter(
+            chain_id=chain.chain_id, status__in=PAID_STATES, block_number__gte=changed[0]
+        ):
+            with transaction.atomic():
+                _, locked = _lock_payment(p.id)
+                payment_flag(locked, "deep_reorg", actor=actor, details={"reorg_at": changed[0]})
+
+
+def _apply_awaiting(
+    chain: ChainConfig,
+    head: int,
+    awaiting: list[PaymentTransaction],
+    found: dict[str, dict[str, Any] | None],
+    report: PassReport,
+) -> None:
+    actor = _actor(chain)
+    now = timezone.now()
+    for p in awaiting:
+        h = str(p.transaction_hash)
+        tx, receipt = found.get(f"tx:{h}"), found.get(f"rc:{h}")
+        if tx is None and receipt is None:
+            claimed = p.provider_data.get("claimed_at") or p.updated_at.isoformat()
+            try:
+                claimed_at = timezone.datetime.fromisoformat(claimed)
+            except ValueError:
+                claimed_at = p.updated_at
+            if now - claimed_at > timedelta(seconds=chain.claim_timeout_seconds):
+                payment_apply_result(
+                    payment_id=p.id,
+                    actor=actor,
+                    result=ProviderResult(
+                        Outcome.FAILED,
+                        raw_status="never_seen",
+                        error_code="transaction_not_found",
+                        error_message="The claimed transaction never appeared on chain.",
+                    ),
+                )
+            continue
+        if tx is None or receipt is None:
+            continue  # still in the pool
+        try:
+            result = _provider(p.method).verify(chain, payment_data(p), h, tx, receipt, head)
+        except ProviderError as exc:
+            payment_apply_result(
+                payment_id=p.id,
+                actor=actor,
+                result=ProviderResult(
+                    Outcome.FAILED,
+                    error_code=exc.code,
+                    error_message=str(exc),
+                    raw_status="invalid",
+                ),
+            )
+            continue
+        if result.outcome == Outcome.SUCCEEDED:
+            result.outcome, result.raw_status = Outcome.PROCESSING, "mined"  # confirm next pass
+        _savepoint_apply(p.id, result, actor)
+
+
+def _apply_logs(
+    chain: ChainConfig,
+    head: int,
+    final_to: int,
+    logs: list[rpc.DecodedLog],
+    found: dict[str, dict[str, Any] | None],
+    report: PassReport,
+) -> None:
+    if not logs:
+        return
+    actor = _actor(chain)
+    ids = {d.args["escrow_id"] for d in logs}
+    payments = {
+        p.escrow_id: p
+        for p in PaymentTransaction.objects.filter(chain_id=chain.chain_id, escrow_id__in=ids)
+    }
+    for d in logs:
+        p = payments.get(d.args["escrow_id"])
+        if p is None:
+            continue
+        p.refresh_from_db()
+        final = d.block_number <= final_to
+        if d.name == "Deposited":
+            _on_deposit(chain, head, p, d, final, found, actor, report)
+        elif final:
+            report.events += 1
+            _on_final_event(chain, p, d, actor)
+
+
+def _on_deposit(
+    chain: ChainConfig,
+    head: int,
+    p: PaymentTransaction,
+    d: rpc.DecodedLog,
+    final: bool,
+    found: dict[str, dict[str, Any] | None],
+    actor: Actor,
+    report: PassReport,
+) -> None:
+    if p.status in PAID_STATES:
+        return
+    problem = escrow_terms_problem(chain, payment_data(p), d.args)
+    if problem:
+        with transaction.atomic():
+            _, locked = _lock_payment(p.id)
+            payment_flag(
+                locked,
+                "escrow_terms_mismatch",
+                actor=actor,
+                details=dict(d.args) | {"amount": str(d.args.get("amount")), "problem": problem[0]},
+            )
+        if final and p.status in (P.PENDING, P.PROCESSING, P.UNKNOWN):
+            payment_apply_result(
+                payment_id=p.id,
+                actor=actor,
+                result=ProviderResult(
+                    Outcome.FAILED, error_code=problem[0], error_message=problem[1]
+                ),
+            )
+        return
+    receipt = found.get(f"rc:{d.transaction_hash}") or {}
+    fields: dict[str, Any] = {
+        "transaction_hash": d.transaction_hash,
+        "sender_address": d.args["buyer"],
+        "block_number": d.block_number,
+        "block_hash": d.block_hash,
+        "confirmations": max(0, head - d.block_number + 1),
+    }
+    if receipt:
+        fields["gas_used"] = rpc.to_int(receipt.get("gasUsed"))
+        fields["effective_gas_price"] = rpc.to_int(receipt.get("effectiveGasPrice"))
+    flags: list[tuple[str, dict[str, Any]]] = []
+    if p.status == P.EXPIRED:
+        flags.append(
+            ("late_payment", {"expires_at": p.expires_at.isoformat() if p.expires_at else None})
+        )
+    if final:
+        report.confirmed += 1
+    elif p.block_hash == d.block_hash and p.status == P.PROCESSING:
+        return  # seen already; confirmations are updated in bulk
+    _savepoint_apply(
+        p.id,
+        ProviderResult(
+            Outcome.SUCCEEDED if final else Outcome.PROCESSING,
+            reference=d.transaction_hash,
+            raw_status="deposit_final" if final else "deposit_seen",
+            fields=fields,
+            review_flags=flags,
+        ),
+        actor,
+    )
+
+
+def _on_final_event(
+    chain: ChainConfig, p: PaymentTransaction, d: rpc.DecodedLog, actor: Actor
+) -> None:
+    decimals = (chain.asset_for_token(p.token_address or None) or chain.assets[0]).decimals
+    info = {"transaction_hash": d.transaction_hash, "event": d.name}
+    if d.name == "Released":
+        with transaction.atomic():
+            _, locked = _lock_payment(p.id)
+            if locked.status == P.CONFIRMED:
+                payment_transition(locked, "complete", actor=actor, details=info)
+            elif locked.status == P.DISPUTED:
+                name = "refund_partially" if locked.refunded_amount > 0 else "release_after_dispute"
+                payment_transition(locked, name, actor=actor, details=info)
+    elif d.name == "Refunded":
+        _record_chain_refund(p, int(d.args["amount"]), decimals, d, actor)
+    elif d.name == "Disputed":
+        if p.status in (P.CONFIRMED, P.COMPLETED, P.PARTIALLY_REFUNDED):
+            payment_open_dispute(payment_id=p.id, actor=actor, details=info)
+    elif d.name == "Resolved":
+        buyer_units = int(d.args["buyer_amount"])
+        if buyer_units:
+            _record_chain_refund(p, buyer_units, decimals, d, actor)
+        with transaction.atomic():
+            _, locked = _lock_payment(p.id)
+            if locked.status != P.DISPUTED:
+                return
+            details = info | {
+                "buyer_amount_base_units": str(buyer_units),
+                "seller_amount_base_units": str(d.args["seller_amount"]),
+            }
+            if locked.refunded_amount >= locked.amount:
+                payment_transition(locked, "refund_fully", actor=actor, details=details)
+            elif locked.refunded_amount > 0:
+                payment_transition(locked, "refund_partially", actor=actor, details=details)
+            else:
+                payment_transition(locked, "release_after_dispute", actor=actor, details=details)
+
+
+def _record_chain_refund(
+    p: PaymentTransaction, units: int, decimals: int, d: rpc.DecodedLog, actor: Actor
+) -> None:
+    """A refund the contract paid: settle our refund row for that transaction, or (paid by the
+    seller, or as the buyer's part of a resolution) record one."""
+    tracked = (
+        CT.objects.filter(
+            chain_id=p.chain_id, transaction_hash=d.transaction_hash, refund__isnull=False
+        )
+        .select_related("refund")
+        .first()
+    )
+    refund: Refund | None = tracked.refund if tracked else None
+    if refund is None:
+        reference = f"{d.transaction_hash}:{d.log_index}"
+        refund = Refund.objects.filter(provider_reference=reference).first()
+        if refund is None:
+            refund = payment_refund(
+                order_id=p.order_id,
+                payment_id=p.id,
+                actor=actor,
+                amount=base_units_to_amount(units, decimals),
+                reason=f"{d.name} on chain",
+                send=False,
+            )
+            refund_apply_result(
+                refund_id=refund.id,
+                actor=actor,
+                result=ProviderResult(Outcome.PENDING, reference=reference, raw_status="on_chain"),
+            )
+    if refund.status in (RefundStatus.PENDING, RefundStatus.UNKNOWN):
+        refund_apply_result(
+            refund_id=refund.id,
+            actor=actor,
+            result=ProviderResult(Outcome.SUCCEEDED, raw_status="confirmed"),
+        )
+
+
+def _confirm_at_depth(
+    chain: ChainConfig,
+    head: int,
+    final_to: int,
+    canonical: dict[int, str | None],
+    report: PassReport,
+) -> None:
+    actor = _actor(chain)
+    deep = _watched(chain).filter(block_number__isnull=False, block_number__lte=final_to)
+    for p in deep:
+        if canonical.get(int(p.block_number or 0)) != p.block_hash:
+            continue  # not re-checked in this pass (or reorged): never confirm blind
+        payment_apply_result(
+            payment_id=p.id,
+            actor=actor,
+            result=ProviderResult(
+                Outcome.SUCCEEDED,
+                raw_status="confirmed",
+                fields={"confirmations": head - int(p.block_number or 0) + 1},
+            ),
+        )
+        report.confirmed += 1
+    _watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).update(
+        confirmations=head + 1 - F("block_number")
+    )
+
+
+def _apply_sent(
+    chain: ChainConfig,
+    client: rpc.ChainClient,
+    sent: list[ChainTransaction],
+    found: dict[str, dict[str, Any] | None],
+) -> None:
+    actor = _actor(chain)
+    now = timezone.now()
+    for t in sent:
+        receipt = found.get(f"rc:{t.transaction_hash}")
+        if receipt is None:
+            if t.raw_transaction and now - t.updated_at > REBROADCAST_AFTER:
+                from .escrow_services import chain_broadcast
+
+                chain_broadcast(t.pk)
+                CT.objects.filter(pk=t.pk).update(updated_at=now)
+            elif t.purpose == CT.Purpose.MANUAL_REFUND and now - t.created_at > timedelta(
+                seconds=chain.claim_timeout_seconds
+            ):
+                _sent_failed(t, "never seen on chain", actor)
+            continue
+        error = ""
+        if rpc.to_int(receipt.get("status")) != 1:
+            error = "reverted"
+        elif t.purpose == CT.Purpose.MANUAL_REFUND:
+            error = _manual_refund_problem(t, found.get(f"tx:{t.transaction_hash}") or {}, receipt)
+        if error:
+            _sent_failed(t, error, actor)
+            continue
+        CT.objects.filter(pk=t.pk).update(
+            status=CT.Status.MINED,
+            block_number=rpc.to_int(receipt["blockNumber"]),
+            block_hash=str(receipt["blockHash"]).lower(),
+            gas_used=rpc.to_int(receipt.get("gasUsed")),
+            effective_gas_price=rpc.to_int(receipt.get("effectiveGasPrice")),
+            from_address=t.from_address or rpc.norm_address(receipt.get("from")),
+        )
+
+
+def _manual_refund_problem(t: ChainTransaction, tx: dict[str, Any], receipt: dict[str, Any]) -> str:
+    payment = t.payment
+    buyer = (payment.sender_address or "").lower()
+    units = int(t.value_base_units)
+    if payment.token_address:
+        paid = sum(
+            int(d.args["value"])
+            for d in (rpc.decode_log(log) for log in receipt.get("logs", []))
+            if d
+            and d.name == "Transfer"
+            and d.address == payment.token_address.lower()
+            and d.args["to"] == buyer
+        )
+    else:
+        paid = rpc.to_int(tx.get("value")) if rpc.norm_address(tx.get("to")) == buyer else 0
+    if paid != units:
+        return f"pays {paid} base units to the payer, the refund is {units}"
+    return ""
+
+
+def _sent_failed(t: ChainTransaction, error: str, actor: Actor) -> None:
+    CT.objects.filter(pk=t.pk).update(status=CT.Status.FAILED, error=error[:2000])
+    if t.refund_id:
+        refund_apply_result(
+            refund_id=t.refund_id,
+            actor=actor,
+            result=ProviderResult(
+                Outcome.FAILED, error_code="transaction_failed", error_message=error
+            ),
+        )
+    with transaction.atomic():
+        _, payment = _lock_payment(t.payment_id)
+        payment_flag(
+            payment,
+            "platform_transaction_failed",
+            actor=actor,
+            details={"transaction_hash": t.transaction_hash, "purpose": t.purpose, "error": error},
+        )
+
+
+def _confirm_sent_at_depth(
+    chain: ChainConfig, final_to: int, canonical: dict[int, str | None]
+) -> None:
+    actor = _actor(chain)
+    for t in CT.objects.filter(
+        chain_id=chain.chain_id, status=CT.Status.MINED, block_number__lte=final_to
+    ):
+        if canonical.get(int(t.block_number or 0)) != t.block_hash:
+            continue
+        CT.objects.filter(pk=t.pk).update(status=CT.Status.CONFIRMED)
+        if t.refund_id and t.purpose in (CT.Purpose.PAYOUT, CT.Purpose.MANUAL_REFUND):
+            refund_apply_result(
+                refund_id=t.refund_id,
+                actor=actor,
+                result=ProviderResult(Outcome.SUCCEEDED, raw_status="confirmed"),
+            )
+
+
+def _expire(chain: ChainConfig, report: PassReport) -> None:
+    actor = _actor(chain)
+    overdue = PaymentTransaction.objects.filter(
+        chain_id=chain.chain_id,
+        method__in=CHAIN_METHODS,
+        status=P.PENDING,
+        transaction_hash__isnull=True,
+        expires_at__lt=timezone.now(),
+    ).values_list("id", flat=True)
+    for payment_id in overdue:
+        payment_update_status(
+            payment_id=payment_id, status=P.EXPIRED, actor=actor, reason="no transaction in time"
+        )
+        report.expired += 1

@@ -1,0 +1,360 @@
+"""Platform operations on chain payments: escrow release, refund, dispute and resolution, crypto
+refunds, and the transactions the platform sends (nonces, EIP-1559 fees, tracking).
+
+The API views and the admin call these; the monitor (``chain_monitor``) sees their effects on
+chain and moves payments and refunds only once the transactions have their confirmations.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Max
+
+from orders.audit import Actor, record_event
+from orders.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
+from orders.models import Order
+from orders.services import order_lock
+
+from .chain_locks import xact_lock
+from .models import (
+    ChainTransaction,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentTransaction,
+    Refund,
+    RefundStatus,
+)
+from .providers.base import Outcome, ProviderError, ProviderResult, RefundData
+from .providers.chain import client as rpc
+from .providers.chain.provider import amount_to_base_units
+from .providers.chain.registry import ChainConfig, get_chain
+from .services import payment_open_dispute, payment_refund, refund_apply_result
+
+logger = logging.getLogger(__name__)
+P = PaymentStatus
+CT = ChainTransaction
+
+
+# --- sending ----------------------------------------------------------------------------
+def chain_send(
+    *,
+    chain: ChainConfig,
+    private_key: str,
+    payment_id: UUID,
+    purpose: str,
+    to: str,
+    data: str = "0x",
+    value: int = 0,
+    refund_id: UUID | None = None,
+) -> ChainTransaction:
+    """Sign a transaction from a platform key with the next nonce, record it, broadcast it
+    after the commit. A revert found by gas estimation raises and records nothing."""
+    client = rpc.client_for(chain.rpc_url)
+    sender = rpc.address_of_key(private_key)
+    with transaction.atomic():
+        xact_lock(f"nonce:{chain.chain_id}:{sender}")
+        stored = CT.objects.filter(chain_id=chain.chain_id, from_address=sender).aggregate(
+            n=Max("nonce")
+        )["n"]
+        nonce = max(client.pending_nonce(sender), -1 if stored is None else int(stored) + 1)
+        try:
+            tx_hash, raw = client.sign_transaction(
+                private_key, to=to, data=data, value=value, nonce=nonce, chain_id=chain.chain_id
+            )
+        except rpc.RpcError as exc:
+            raise ProviderError(
+                f"The contract refuses the call: {exc.error}", code="transaction_would_revert"
+            ) from exc
+        sent = CT.objects.create(
+            chain_id=chain.chain_id,
+            purpose=purpose,
+            payment_id=payment_id,
+            refund_id=refund_id,
+            from_address=sender,
+            to_address=to.lower(),
+            nonce=nonce,
+            value_base_units=value,
+            transaction_hash=tx_hash,
+            raw_transaction=raw,
+        )
+        transaction.on_commit(lambda: chain_broadcast(sent.pk))
+    return sent
+
+
+def chain_broadcast(chain_transaction_id: int) -> None:
+    """Send (or send again) a recorded transaction; errors leave it for the monitor."""
+    sent = CT.objects.filter(pk=chain_transaction_id).first()
+    if sent is None or not sent.raw_transaction or sent.status != CT.Status.SENT:
+        return
+    try:
+        client = rpc.client_for(get_chain(sent.chain_id).rpc_url)
+        client.send_raw(sent.raw_transaction)
+    except rpc.RpcError as exc:
+        if "known" not in str(exc.error).lower() and "nonce too low" not in str(exc.error).lower():
+            logger.warning("broadcast of %s failed: %s", sent.transaction_hash, exc.error)
+    except (rpc.RpcUnavailable, ValidationFailed) as exc:
+        logger.warning("broadcast of %s failed: %s", sent.transaction_hash, exc)
+
+
+def _units(chain: ChainConfig, payment: PaymentTransaction, amount: Decimal) -> int:
+    asset = chain.asset_for_token(payment.token_address or None)
+    if asset is None:
+        raise ProviderError("The payment's asset is not configured.", code="unsupported_currency")
+    return amount_to_base_units(amount, asset.decimals)
+
+
+def chain_refund_send(refund: RefundData) -> ProviderResult:
+    """The chain providers' ``refund``: an escrow refund through the operator key; a crypto
+    refund from the payout wallet, or (no payout key) left for support to send and record."""
+    payment = PaymentTransaction.objects.get(pk=refund.payment.payment_id)
+    chain = get_chain(payment.chain_id)
+    units = _units(chain, payment, refund.amount)
+    if payment.method == PaymentMethod.ESCROW:
+        if not chain.operator_key:
+            raise ProviderError(
+                "No escrow operator key is configured.", code="operator_key_missing"
+            )
+        sent = chain_send(
+            chain=chain,
+            private_key=chain.operator_key,
+            payment_id=payment.id,
+            refund_id=refund.refund_id,
+            purpose=CT.Purpose.REFUND,
+            to=payment.contract_address,
+            data=rpc.escrow_call_data("refund", str(payment.escrow_id), units),
+        )
+        return ProviderResult(Outcome.PENDING, reference=sent.transaction_hash, raw_status="sent")
+    if not chain.payout_key:
+        return ProviderResult(Outcome.PENDING, raw_status="awaiting_manual_refund")
+    if not payment.sender_address:
+        raise ProviderError("The payer's address is unknown.", code="refund_address_unknown")
+    if payment.token_address:
+        to, value = payment.token_address, 0
+        data = rpc.erc20_transfer_data(payment.sender_address, units)
+    else:
+        to, value, data = payment.sender_address, units, "0x"
+    sent = chain_send(
+        chain=chain,
+        private_key=chain.payout_key,
+        payment_id=payment.id,
+        refund_id=refund.refund_id,
+        purpose=CT.Purpose.PAYOUT,
+        to=to,
+        data=data,
+        value=value,
+    )
+    return ProviderResult(Outcome.PENDING, reference=sent.transaction_hash, raw_status="sent")
+
+
+def refund_record_transaction(
+    *, refund_id: UUID, transaction_hash: str, actor: Actor
+) -> ChainTransaction:
+    """Support sent a crypto refund by hand: record its hash; the monitor verifies it (to the
+    payer, the refund's exact amount) and settles the refund at its confirmations."""
+    tx_hash = str(transaction_hash or "").strip().lower()
+    if len(tx_hash) != 66 or not tx_hash.startswith("0x"):
+        raise ValidationFailed(
+            "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
+        )
+    refund = Refund.objects.select_related("payment").filter(pk=refund_id).first()
+    if refund is None:
+        raise NotFound("Refund not found.", code="refund_not_found")
+    payment = refund.payment
+    if payment.method != PaymentMethod.CRYPTO or refund.status != RefundStatus.PENDING:
+        raise Conflict("This refund does not wait for a transaction.", code="refund_not_manual")
+    chain = get_chain(payment.chain_id)
+    token = payment.token_address or ""
+    with transaction.atomic():
+        if CT.objects.filter(chain_id=chain.chain_id, transaction_hash=tx_hash).exists() or (
+            PaymentTransaction.objects.filter(transaction_hash=tx_hash).exists()
+        ):
+            raise Conflict(
+                "This transaction is recorded already.", code="transaction_hash_already_used"
+            )
+        recorded = CT.objects.create(
+            chain_id=chain.chain_id,
+            purpose=CT.Purpose.MANUAL_REFUND,
+            payment=payment,
+            refund=refund,
+            to_address=token or payment.sender_address,
+            value_base_units=_units(chain, payment, refund.amount),
+            transaction_hash=tx_hash,
+        )
+        record_event(
+            order_id=payment.order_id,
+            entity="refund",
+            action="record_transaction",
+            actor=actor,
+            payment_id=payment.id,
+            refund_id=refund.id,
+            details={"transaction_hash": tx_hash},
+        )
+    refund_apply_result(
+        refund_id=refund.id,
+        actor=actor,
+        result=ProviderResult(Outcome.PENDING, reference=tx_hash, raw_status="recorded"),
+    )
+    return recorded
+
+
+# --- escrow -----------------------------------------------------------------------------
+def _escrow_payment(order: Order, states: tuple[str, ...]) -> PaymentTransaction:
+    payment = (
+        PaymentTransaction.objects.filter(
+            order=order, method=PaymentMethod.ESCROW, status__in=states
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if payment is None:
+        raise Conflict(
+            "The order has no escrow payment in a state that allows this.",
+            code="no_escrow_payment",
+            details={"order_status": order.status},
+        )
+    return payment
+
+
+def _operator(chain: ChainConfig) -> str:
+    if not chain.operator_key:
+        raise Conflict("No escrow operator key is configured.", code="operator_key_missing")
+    return chain.operator_key
+
+
+def _send(chain: ChainConfig, payment: PaymentTransaction, purpose: str, data: str) -> CT:
+    try:
+        return chain_send(
+            chain=chain,
+            private_key=_operator(chain),
+            payment_id=payment.id,
+            purpose=purpose,
+            to=payment.contract_address,
+            data=data,
+        )
+    except ProviderError as exc:
+        raise Conflict(str(exc), code=exc.code) from exc
+    except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+        raise ProviderUnavailable(str(exc)) from exc
+
+
+def escrow_release(*, order_id: UUID, actor: Actor) -> ChainTransaction:
+    """Release the held funds to the seller through the operator key (the buyer confirmed
+    delivery). The payment completes when the monitor sees the ``Released`` event final."""
+    with transaction.atomic():
+        order = order_lock(order_id)
+        payment = _escrow_payment(order, (P.CONFIRMED,))
+        if CT.objects.filter(
+            payment=payment,
+            purpose=CT.Purpose.RELEASE,
+            status__in=[CT.Status.SENT, CT.Status.MINED],
+        ).exists():
+            raise Conflict("The release is on its way.", code="release_in_progress")
+        chain = get_chain(payment.chain_id)
+        sent = _send(
+            chain, payment, CT.Purpose.RELEASE, rpc.escrow_call_data("release", payment.escrow_id)
+        )
+        record_event(
+            order_id=order.id,
+            entity="payment",
+            action="release_requested",
+            actor=actor,
+            payment_id=payment.id,
+            details={"transaction_hash": sent.transaction_hash},
+        )
+    return sent
+
+
+def escrow_refund(*, order_id: UUID, actor: Actor, amount: Any = None, reason: str = "") -> Refund:
+    """Refund the buyer in full or in part (the same ``payment_refund`` the API and admin use)."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    payment = _escrow_payment(order, (P.CONFIRMED, P.PARTIALLY_REFUNDED))
+    return payment_refund(
+        order_id=order.id, payment_id=payment.id, actor=actor, amount=amount, reason=reason
+    )
+
+
+def escrow_open_dispute(*, order_id: UUID, actor: Actor, reason: str = "") -> dict[str, Any]:
+    """Freeze the platform's side at once (payment and order disputed) and hand the caller the
+    on-chain ``dispute`` call their wallet may send (only buyer or seller can)."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    payment = _escrow_payment(order, (P.CONFIRMED, P.PARTIALLY_REFUNDED, P.DISPUTED))
+    payment = payment_open_dispute(
+        payment_id=payment.id, actor=actor, details={"reason": reason[:500]}
+    )
+    return {
+        "payment": payment,
+        "transaction_request": {
+            "to": payment.contract_address,
+            "value": "0",
+            "value_hex": "0x0",
+            "data": rpc.escrow_call_data("dispute", str(payment.escrow_id)),
+            "description": "open the dispute on chain",
+        },
+    }
+
+
+def escrow_resolve(
+    *, order_id: UUID, buyer_amount: Any, seller_amount: Any, actor: Actor
+) -> list[ChainTransaction]:
+    """The arbiter's split of a disputed escrow. Disputed on chain: the contract's ``resolve``;
+    disputed only here: the operator refunds the buyer's part and releases the rest."""
+    with transaction.atomic():
+        order = order_lock(order_id)
+        payment = _escrow_payment(order, (P.DISPUTED,))
+        chain = get_chain(payment.chain_id)
+        from orders.money import parse_amount
+
+        buyer = parse_amount(buyer_amount, payment.currency, allow_zero=True)
+        seller = parse_amount(seller_amount, payment.currency, allow_zero=True)
+        room = payment.amount - payment.refunded_amount
+        if buyer + seller != room:
+            raise ValidationFailed(
+                "The two parts must add up to what the escrow holds.",
+                code="split_mismatch",
+                details={"remaining": str(room)},
+            )
+        b_units, s_units = _units(chain, payment, buyer), _units(chain, payment, seller)
+        state = escrow_state(chain, str(payment.escrow_id))
+        sent: list[CT] = []
+        if state == 2:  # DISPUTED on chain
+            data = rpc.escrow_call_data("resolve", str(payment.escrow_id), b_units, s_units)
+            sent.append(_send(chain, payment, CT.Purpose.RESOLVE, data))
+        else:
+            if b_units:
+                data = rpc.escrow_call_data("refund", str(payment.escrow_id), b_units)
+                sent.append(_send(chain, payment, CT.Purpose.REFUND, data))
+            if s_units:
+                data = rpc.escrow_call_data("release", str(payment.escrow_id))
+                sent.append(_send(chain, payment, CT.Purpose.RELEASE, data))
+        record_event(
+            order_id=order.id,
+            entity="payment",
+            action="resolve_requested",
+            actor=actor,
+            payment_id=payment.id,
+            details={
+                "buyer_amount": str(buyer),
+                "seller_amount": str(seller),
+                "transactions": [s.transaction_hash for s in sent],
+            },
+        )
+    return sent
+
+
+def escrow_state(chain: ChainConfig, escrow_id: str) -> int:
+    """The contract's state for ``escrow_id`` (0 none, 1 funded, 2 disputed, 3 closed)."""
+    data = rpc.escrow_call_data("get_escrow", escrow_id)
+    try:
+        out = rpc.client_for(chain.rpc_url).eth_call(chain.escrow_contract, data)
+    except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+        raise ProviderUnavailable(str(exc)) from exc
+    return rpc.to_int("0x" + out[2:][7 * 64 : 8 * 64])

@@ -1,0 +1,1 @@
+"""EVM chains: direct transfers (provider "chain") and the escrow contract (provider "escrow")."""

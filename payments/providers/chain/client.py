@@ -1,0 +1,421 @@
+"""The JSON-RPC client for EVM chains: the only module (with the escrow contract's plain
+helpers) that imports ``web3``.
+
+Everything here speaks raw JSON-RPC (hex strings in, Python ints and lowercase hex out), batches
+requests, and counts them: ``ChainClient.stats`` holds the HTTP requests and JSON-RPC calls
+made, so tests and the monitor can report what a pass costs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_utils import function_signature_to_4byte_selector, keccak
+from web3 import HTTPProvider, Web3
+
+from payments.providers.escrow.artifacts import escrow_abi
+
+#: JSON-RPC calls per HTTP request when batching
+BATCH_SIZE = 1000
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+class RpcError(RuntimeError):
+    """The node answered with a JSON-RPC error."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        super().__init__(f"{method}: {error}")
+        self.method = method
+        self.error = error
+
+
+class RpcUnavailable(RuntimeError):
+    """The node could not be reached (connection error, timeout, 5xx)."""
+
+
+@dataclass
+class RpcStats:
+    http_requests: int = 0
+    rpc_calls: int = 0
+    methods: Counter[str] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.http_requests = 0
+        self.rpc_calls = 0
+        self.methods.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "http_requests": self.http_requests,
+            "rpc_calls": self.rpc_calls,
+            "methods": dict(self.methods),
+        }
+
+
+class CountingHTTPProvider(HTTPProvider):
+    """web3's HTTP provider, counting every HTTP request and every JSON-RPC call in it."""
+
+    def __init__(self, *args: Any, stats: RpcStats, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stats = stats
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        self.stats.http_requests += 1
+        self.stats.rpc_calls += 1
+        self.stats.methods[str(method)] += 1
+        return super().make_request(method, params)
+
+    def make_batch_request(self, batch_requests: Any) -> Any:
+        self.stats.http_requests += 1
+        self.stats.rpc_calls += len(batch_requests)
+        for method, _ in batch_requests:
+            self.stats.methods[str(method)] += 1
+        return super().make_batch_request(batch_requests)
+
+
+# --- hex helpers ----------------------------------------------------------------------------
+def to_int(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    return int(str(value), 16)
+
+
+def hex_int(value: int) -> str:
+    return hex(int(value))
+
+
+def norm_address(value: Any) -> str:
+    return str(value or "").lower()
+
+
+def topic_address(topic: str) -> str:
+    return "0x" + topic[-40:].lower()
+
+
+def address_topic(address: str) -> str:
+    return "0x" + "0" * 24 + address.lower().removeprefix("0x")
+
+
+# --- ABI encoding and log decoding ----------------------------------------------------------
+def _selector(signature: str) -> bytes:
+    return function_signature_to_4byte_selector(signature)
+
+
+def _call_data(signature: str, types: list[str], args: list[Any]) -> str:
+    return "0x" + (_selector(signature) + abi_encode(types, args)).hex()
+
+
+def erc20_transfer_data(to: str, amount: int) -> str:
+    return _call_data(
+        "transfer(address,uint256)", ["address", "uint256"], [Web3.to_checksum_address(to), amount]
+    )
+
+
+def erc20_approve_data(spender: str, amount: int) -> str:
+    return _call_data(
+        "approve(address,uint256)",
+        ["address", "uint256"],
+        [Web3.to_checksum_address(spender), amount],
+    )
+
+
+def escrow_deposit_data(escrow_id: str, seller: str, token: str | None, amount: int) -> str:
+    return _call_data(
+        "deposit(bytes32,address,address,uint256)",
+        ["bytes32", "address", "address", "uint256"],
+        [
+            bytes.fromhex(escrow_id.removeprefix("0x")),
+            Web3.to_checksum_address(seller),
+            Web3.to_checksum_address(token or ZERO_ADDRESS),
+            amount,
+        ],
+    )
+
+
+def escrow_call_data(function: str, escrow_id: str, *amounts: int) -> str:
+    """release(id), refund(id, amount), dispute(id), resolve(id, buyer_amount, seller_amount)."""
+    types = ["bytes32"] + ["uint256"] * len(amounts)
+    signature = f"{function}({','.join(types)})"
+    return _call_data(signature, types, [bytes.fromhex(escrow_id.removeprefix("0x")), *amounts])
+
+
+def _event_topic(signature: str) -> str:
+    return "0x" + keccak(text=signature).hex()
+
+
+TRANSFER_TOPIC = _event_topic("Transfer(address,address,uint256)")
+
+
+def _escrow_events() -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    events = {}
+    for item in escrow_abi():
+        if item["type"] != "event":
+            continue
+        signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+        events[_event_topic(signature)] = (item["name"], item["inputs"])
+    return events
+
+
+ESCROW_EVENTS = _escrow_events()
+ESCROW_TOPICS = sorted(ESCROW_EVENTS)
+
+
+def _decode_value(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return norm_address(value)
+    if abi_type == "bytes32":
+        return "0x" + bytes(value).hex()
+    return value
+
+
+@dataclass(frozen=True)
+class DecodedLog:
+    name: str
+    args: dict[str, Any]
+    address: str
+    block_number: int
+    block_hash: str
+    transaction_hash: str
+    log_index: int
+    removed: bool = False
+
+
+def decode_log(log: dict[str, Any]) -> DecodedLog | None:
+    """An escrow event or an ERC-20 Transfer from a raw JSON-RPC log; None for anything else."""
+    topics = [str(t).lower() for t in log.get("topics", [])]
+    if not topics:
+        return None
+    data = bytes.fromhex(str(log.get("data", "0x")).removeprefix("0x"))
+    if topics[0] == TRANSFER_TOPIC and len(topics) == 3:
+        (value,) = abi_decode(["uint256"], data)
+        args: dict[str, Any] = {
+            "from": topic_address(topics[1]),
+            "to": topic_address(topics[2]),
+            "value": int(value),
+        }
+        name = "Transfer"
+    elif topics[0] in ESCROW_EVENTS:
+        name, inputs = ESCROW_EVENTS[topics[0]]
+        indexed = [i for i in inputs if i["indexed"]]
+        plain = [i for i in inputs if not i["indexed"]]
+        if len(topics) != len(indexed) + 1:
+            return None
+        args = {}
+        for item, topic in zip(indexed, topics[1:], strict=True):
+            (value,) = abi_decode([item["type"]], bytes.fromhex(topic.removeprefix("0x")))
+            args[item["name"]] = _decode_value(item["type"], value)
+        values = abi_decode([i["type"] for i in plain], data) if plain else ()
+        for item, value in zip(plain, values, strict=True):
+            args[item["name"]] = _decode_value(item["type"], value)
+    else:
+        return None
+    return DecodedLog(
+        name=name,
+        args=args,
+        address=norm_address(log.get("address")),
+        block_number=to_int(log.get("blockNumber")),
+        block_hash=str(log.get("blockHash") or "").lower(),
+        transaction_hash=str(log.get("transactionHash") or "").lower(),
+        log_index=to_int(log.get("logIndex")),
+        removed=bool(log.get("removed")),
+    )
+
+
+def address_of_key(private_key: str) -> str:
+    return norm_address(Account.from_key(private_key).address)
+
+
+# --- the client -----------------------------------------------------------------------------
+class ChainClient:
+    """Raw JSON-RPC to one node, with batching and request counting."""
+
+    def __init__(self, rpc_url: str, *, timeout: float = 20.0) -> None:
+        self.rpc_url = rpc_url
+        self.stats = RpcStats()
+        self.provider = CountingHTTPProvider(
+            rpc_url, request_kwargs={"timeout": timeout}, stats=self.stats
+        )
+        self._chain_id: int | None = None
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        try:
+            response = self.provider.make_request(method, params or [])  # type: ignore[arg-type]
+        except (requests.RequestException, OSError) as exc:
+            raise RpcUnavailable(f"{method}: {type(exc).__name__}") from exc
+        if "error" in response:
+            raise RpcError(method, response["error"])
+        return response.get("result")
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Results in the order of ``calls``; ``BATCH_SIZE`` calls per HTTP request."""
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            chunk = calls[start : start + BATCH_SIZE]
+            try:
+                responses = self.provider.make_batch_request(chunk)  # type: ignore[arg-type]
+            except (requests.RequestException, OSError) as exc:
+                raise RpcUnavailable(f"batch: {type(exc).__name__}") from exc
+            if isinstance(responses, dict):  # the whole batch was refused
+                raise RpcError("batch", responses.get("error", responses))
+            by_id = {r.get("id"): r for r in responses}
+            ordered = sorted(by_id.values(), key=lambda r: r.get("id"))
+            if len(ordered) != len(chunk):
+                raise RpcError("batch", f"{len(ordered)} answers to {len(chunk)} calls")
+            for (method, _), response in zip(chunk, ordered, strict=True):
+                if "error" in response:
+                    raise RpcError(method, response["error"])
+                results.append(response.get("result"))
+        return results
+
+    # --- reads ------------------------------------------------------------------------------
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = to_int(self.call("eth_chainId"))
+        return self._chain_id
+
+    def block_number(self) -> int:
+        return to_int(self.call("eth_blockNumber"))
+
+    def block_hashes(self, heights: list[int]) -> dict[int, str | None]:
+        """{height: canonical block hash or None} for ``heights``, in one batch."""
+        heights = sorted(set(heights))
+        if not heights:
+            return {}
+        blocks = self.batch([("eth_getBlockByNumber", [hex_int(h), False]) for h in heights])
+        return {
+            h: (str(b["hash"]).lower() if b else None) for h, b in zip(heights, blocks, strict=True)
+        }
+
+    def receipts(self, tx_hashes: list[str]) -> dict[str, dict[str, Any] | None]:
+        hashes = sorted(set(tx_hashes))
+        if not hashes:
+            return {}
+        found = self.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        return dict(zip(hashes, found, strict=True))
+
+    def transactions(self, tx_hashes: list[str]) -> dict[str, dict[str, Any] | None]:
+        hashes = sorted(set(tx_hashes))
+        if not hashes:
+            return {}
+        found = self.batch([("eth_getTransactionByHash", [h]) for h in hashes])
+        return dict(zip(hashes, found, strict=True))
+
+    def transaction_and_receipt(
+        self, tx_hash: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+        """The transaction, its receipt (None until mined) and the head, in one request."""
+        tx, receipt, head = self.batch(
+            [
+                ("eth_getTransactionByHash", [tx_hash]),
+                ("eth_getTransactionReceipt", [tx_hash]),
+                ("eth_blockNumber", []),
+            ]
+        )
+        return tx, receipt, to_int(head)
+
+    def get_logs(
+        self, from_block: int, to_block: int, filters: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``eth_getLogs`` for each filter ({address, topics}) over one range, in one request."""
+        if not filters or to_block < from_block:
+            return []
+        calls = [
+            (
+                "eth_getLogs",
+                [{"fromBlock": hex_int(from_block), "toBlock": hex_int(to_block), **f}],
+            )
+            for f in filters
+        ]
+        logs: list[dict[str, Any]] = []
+        for result in self.batch(calls):
+            logs.extend(result or [])
+        return logs
+
+    def eth_call(self, to: str, data: str) -> str:
+        return str(self.call("eth_call", [{"to": to, "data": data}, "latest"]))
+
+    # --- sending (platform keys) ------------------------------------------------------------
+    def pending_nonce(self, address: str) -> int:
+        return to_int(self.call("eth_getTransactionCount", [address, "pending"]))
+
+    def fees(self) -> tuple[int, int]:
+        """(max_fee_per_gas, max_priority_fee_per_gas) from ``eth_feeHistory``: the median tip of
+        the last 5 blocks, and twice the next base fee plus the tip."""
+        history = self.call("eth_feeHistory", [hex_int(5), "latest", [50]])
+        base_fees = [to_int(b) for b in history.get("baseFeePerGas") or ["0x0"]]
+        tips = sorted(to_int(r[0]) for r in history.get("reward") or [] if r)
+        tip = tips[len(tips) // 2] if tips else 0
+        tip = max(tip, 1_000_000_000 // 1000)  # never zero: some nodes refuse it
+        return 2 * base_fees[-1] + tip, tip
+
+    def sign_transaction(
+        self,
+        private_key: str,
+        *,
+        to: str,
+        data: str = "0x",
+        value: int = 0,
+        nonce: int,
+        chain_id: int,
+    ) -> tuple[str, str]:
+        """Estimate gas, take fees from fee history, sign; returns (tx_hash, raw_tx)."""
+        sender = Account.from_key(private_key)
+        gas = to_int(
+            self.call(
+                "eth_estimateGas",
+                [{"from": sender.address, "to": to, "data": data, "value": hex_int(value)}],
+            )
+        )
+        max_fee, tip = self.fees()
+        tx = {
+            "type": 2,
+            "chainId": chain_id,
+            "nonce": nonce,
+            "to": Web3.to_checksum_address(to),
+            "value": value,
+            "data": data,
+            "gas": gas + gas // 5,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+        }
+        signed = sender.sign_transaction(tx)
+        return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
+
+    def send_raw(self, raw_tx: str) -> str:
+        return str(self.call("eth_sendRawTransaction", [raw_tx])).lower()
+
+
+_clients: dict[str, ChainClient] = {}
+_lock = threading.Lock()
+
+
+def client_for(rpc_url: str) -> ChainClient:
+    """One client (and one request counter) per RPC URL in this process."""
+    with _lock:
+        if rpc_url not in _clients:
+            _clients[rpc_url] = ChainClient(rpc_url)
+        return _clients[rpc_url]
+
+
+def reset_clients() -> None:
+    with _lock:
+        _clients.clear()
+
+
+def web3_for(rpc_url: str) -> Web3:
+    """A plain web3 instance (for the deploy helpers of ``providers/escrow``)."""
+    return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+
+
+def local_account(private_key: str) -> Any:
+    """A signing account from a private key (never logged)."""
+    return Account.from_key(private_key)

@@ -1,0 +1,457 @@
+"""Payment providers for EVM chains: "chain" (a direct transfer, native coin or ERC-20, to the
+platform's receiving address) and "escrow" (a deposit into the Escrow contract).
+
+Both build the payer's instructions, verify a claimed transaction on chain, and refund. They
+take and return the plain dataclasses of ``payments.providers.base``; the only database work
+(platform-sent transactions and their nonces) is delegated to ``payments.escrow_services``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
+from typing import Any
+
+from django.utils import timezone
+
+from orders.errors import ValidationFailed
+from orders.money import MONEY_CONTEXT
+from payments.providers.base import (
+    FailureKind,
+    Outcome,
+    PaymentData,
+    ProviderError,
+    ProviderResult,
+    ProviderUnavailableError,
+    RefundData,
+)
+from payments.providers.escrow.deploy import escrow_id_for
+
+from . import client as rpc
+from .registry import Asset, ChainConfig, get_chain
+
+logger = logging.getLogger(__name__)
+
+
+def amount_to_base_units(amount: Decimal, decimals: int) -> int:
+    with localcontext(MONEY_CONTEXT):
+        scaled = Decimal(amount).scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise ProviderError(
+            f"{amount} has more decimals than the asset's {decimals}.", code="invalid_amount"
+        )
+    return int(scaled)
+
+
+def base_units_to_amount(units: int, decimals: int) -> Decimal:
+    with localcontext(MONEY_CONTEXT):
+        return Decimal(int(units)).scaleb(-decimals)
+
+
+def _chain(chain_id: int | None) -> ChainConfig:
+    try:
+        return get_chain(chain_id)
+    except ValidationFailed as exc:
+        raise ProviderError(exc.message, code=exc.code) from None
+
+
+def _request(payment: PaymentData) -> dict[str, Any]:
+    request = payment.details.get("request") or {}
+    return request if isinstance(request, dict) else {}
+
+
+def tx_request(to: str, value: int, data: str, description: str) -> dict[str, str]:
+    return {
+        "to": to,
+        "value": str(value),
+        "value_hex": hex(value),
+        "data": data,
+        "description": description,
+    }
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A verified transaction: what it paid and where it sits."""
+
+    sender: str
+    received: int
+    block_number: int | None
+    block_hash: str
+    confirmations: int
+    gas_used: int | None
+    effective_gas_price: int | None
+    block_time: datetime | None = None
+
+
+class _ChainBase:
+    name = "chain"
+    method = "crypto"
+
+    # --- creating -------------------------------------------------------------------------
+    def create_payment(self, payment: PaymentData) -> ProviderResult:
+        request = _request(payment)
+        chain = _chain(request.get("chain_id") or payment.chain_id)
+        try:
+            asset = chain.asset_for_currency(payment.currency)
+        except ValidationFailed as exc:
+            raise ProviderError(exc.message, code=exc.code) from None
+        units = amount_to_base_units(payment.amount, asset.decimals)
+        instructions: dict[str, Any] = {
+            "chain_id": chain.chain_id,
+            "currency": payment.currency,
+            "token_address": asset.address,
+            "decimals": asset.decimals,
+            "amount_base_units": str(units),
+            "amount": str(payment.amount),
+            "expires_at": payment.expires_at.isoformat() if payment.expires_at else None,
+            "required_confirmations": chain.required_confirmations,
+        }
+        fields: dict[str, Any] = {
+            "chain_id": chain.chain_id,
+            "token_address": asset.address or "",
+            "amount_base_units": units,
+            "required_confirmations": chain.required_confirmations,
+        }
+        data = self._instructions(payment, chain, asset, units, request, instructions, fields)
+        return ProviderResult(
+            Outcome.PENDING,
+            reference=str(fields.get("escrow_id") or payment.payment_id),
+            raw_status="awaiting_transaction",
+            fields=fields,
+            instructions=instructions,
+            data={"instructions": instructions, **data},
+        )
+
+    def _instructions(
+        self,
+        payment: PaymentData,
+        chain: ChainConfig,
+        asset: Asset,
+        units: int,
+        request: dict[str, Any],
+        instructions: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fetch_payment(self, payment: PaymentData) -> ProviderResult:
+        if not payment.transaction_hash:
+            return ProviderResult(Outcome.PENDING, raw_status="awaiting_transaction")
+        return self.claim_transaction(payment, payment.transaction_hash, payment.chain_id)
+
+    def cancel_payment(self, payment: PaymentData) -> ProviderResult:
+        return ProviderResult(Outcome.CANCELLED, raw_status="cancelled")
+
+    def fetch_refund(self, refund: RefundData) -> ProviderResult:
+        # the monitor tracks refund transactions to their confirmations
+        return ProviderResult(Outcome.PENDING, reference=refund.provider_reference or "")
+
+    # --- claiming ---------------------------------------------------------------------------
+    def claim_transaction(
+        self, payment: PaymentData, transaction_hash: str, chain_id: int | None
+    ) -> ProviderResult:
+        chain = _chain(payment.chain_id)
+        if chain_id is not None and int(chain_id) != chain.chain_id:
+            raise ProviderError(
+                f"The payment is on chain {chain.chain_id}, not {chain_id}.", code="wrong_chain"
+            )
+        client = rpc.client_for(chain.rpc_url)
+        try:
+            if client.chain_id() != chain.chain_id:
+                raise ProviderError("The configured node serves another chain.", code="wrong_chain")
+            tx, receipt, head = client.transaction_and_receipt(transaction_hash)
+            block_time = None
+            if receipt is not None:
+                block = client.call("eth_getBlockByNumber", [receipt["blockNumber"], False])
+                if block:
+                    block_time = datetime.fromtimestamp(rpc.to_int(block["timestamp"]), tz=UTC)
+        except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+            raise ProviderUnavailableError(str(exc)) from exc
+        if tx is None:
+            raise ProviderError(
+                "The node does not know this transaction.",
+                code="transaction_not_found",
+                kind=FailureKind.TRANSIENT,
+            )
+        return self.verify(chain, payment, transaction_hash, tx, receipt, head, block_time)
+
+    def verify(
+        self,
+        chain: ChainConfig,
+        payment: PaymentData,
+        tx_hash: str,
+        tx: dict[str, Any],
+        receipt: dict[str, Any] | None,
+        head: int,
+        block_time: datetime | None = None,
+    ) -> ProviderResult:
+        """Check a transaction (and its receipt, once mined) against the payment."""
+        if tx.get("chainId") is not None and rpc.to_int(tx["chainId"]) != chain.chain_id:
+            raise ProviderError("The transaction is for another chain.", code="wrong_chain")
+        if receipt is not None and rpc.to_int(receipt.get("status")) != 1:
+            raise ProviderError("The transaction reverted.", code="transaction_reverted")
+        expected = int(payment.amount_base_units or 0)
+        checked = self._check(chain, payment, tx, receipt, head)
+        fields: dict[str, Any] = {
+            "transaction_hash": tx_hash.lower(),
+            "chain_id": chain.chain_id,
+            "sender_address": checked.sender,
+            "confirmations": checked.confirmations,
+        }
+        if receipt is not None:
+            fields.update(
+                block_number=checked.block_number,
+                block_hash=checked.block_hash,
+                gas_used=checked.gas_used,
+                effective_gas_price=checked.effective_gas_price,
+            )
+        flags: list[tuple[str, dict[str, Any]]] = []
+        if receipt is not None and abs(checked.received - expected) > chain.tolerance_base_units:
+            flags.append(
+                (
+                    "underpayment" if checked.received < expected else "overpayment",
+                    {
+                        "expected_base_units": str(expected),
+                        "received_base_units": str(checked.received),
+                        "difference_base_units": str(checked.received - expected),
+                        "tolerance_base_units": str(chain.tolerance_base_units),
+                    },
+                )
+            )
+        paid_at = block_time or timezone.now()
+        if payment.expires_at and paid_at > payment.expires_at:
+            flags.append(
+                (
+                    "late_payment",
+                    {"expires_at": payment.expires_at.isoformat(), "paid_at": paid_at.isoformat()},
+                )
+            )
+        if receipt is None:
+            outcome, raw = Outcome.PROCESSING, "in_mempool"
+        elif checked.confirmations >= chain.required_confirmations:
+            outcome, raw = Outcome.SUCCEEDED, "confirmed"
+        else:
+            outcome, raw = Outcome.PROCESSING, "mined"
+        return ProviderResult(
+            outcome,
+            reference=tx_hash.lower(),
+            raw_status=raw,
+            fields=fields,
+            review_flags=flags,
+            data={"claimed_at": payment.details.get("claimed_at") or timezone.now().isoformat()},
+        )
+
+    def _check(
+        self,
+        chain: ChainConfig,
+        payment: PaymentData,
+        tx: dict[str, Any],
+        receipt: dict[str, Any] | None,
+        head: int,
+    ) -> Checked:
+        raise NotImplementedError
+
+    @staticmethod
+    def _position(receipt: dict[str, Any] | None, head: int) -> dict[str, Any]:
+        if receipt is None:
+            return {
+                "block_number": None,
+                "block_hash": "",
+                "confirmations": 0,
+                "gas_used": None,
+                "effective_gas_price": None,
+            }
+        number = rpc.to_int(receipt["blockNumber"])
+        return {
+            "block_number": number,
+            "block_hash": str(receipt["blockHash"]).lower(),
+            "confirmations": max(0, head - number + 1),
+            "gas_used": rpc.to_int(receipt.get("gasUsed")),
+            "effective_gas_price": rpc.to_int(receipt.get("effectiveGasPrice")),
+        }
+
+    # --- refunds ----------------------------------------------------------------------------
+    def refund(self, refund: RefundData) -> ProviderResult:
+        from payments import escrow_services
+
+        try:
+            return escrow_services.chain_refund_send(refund)
+        except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+            raise ProviderUnavailableError(str(exc)) from exc
+
+
+class ChainProvider(_ChainBase):
+    """A direct transfer of the native coin or an ERC-20 to the receiving address."""
+
+    name = "chain"
+    method = "crypto"
+
+    def _instructions(
+        self,
+        payment: PaymentData,
+        chain: ChainConfig,
+        asset: Asset,
+        units: int,
+        request: dict[str, Any],
+        instructions: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        if not chain.receiving_address:
+            raise ProviderError(
+                "No receiving address is configured for this chain.", code="chain_not_configured"
+            )
+        to = chain.receiving_address
+        fields["pay_to_address"] = to
+        instructions["pay_to_address"] = to
+        if asset.is_native:
+            requests_ = [tx_request(to, units, "0x", f"send {payment.amount} {asset.symbol}")]
+        else:
+            requests_ = [
+                tx_request(
+                    str(asset.address),
+                    0,
+                    rpc.erc20_transfer_data(to, units),
+                    f"transfer {payment.amount} {asset.symbol}",
+                )
+            ]
+        instructions["transaction_requests"] = requests_
+        return {}
+
+    def _check(
+        self,
+        chain: ChainConfig,
+        payment: PaymentData,
+        tx: dict[str, Any],
+        receipt: dict[str, Any] | None,
+        head: int,
+    ) -> Checked:
+        to_us = (payment.pay_to_address or chain.receiving_address).lower()
+        tx_to = rpc.norm_address(tx.get("to"))
+        value = rpc.to_int(tx.get("value"))
+        token = (payment.token_address or "").lower()
+        transfers = [
+            d
+            for d in (rpc.decode_log(log) for log in (receipt or {}).get("logs", []))
+            if d is not None and d.name == "Transfer"
+        ]
+        if not token:  # native coin
+            if tx_to != to_us:
+                if any(t.args["to"] == to_us for t in transfers):
+                    raise ProviderError("The transfer paid a token, not ETH.", code="wrong_token")
+                raise ProviderError("The transaction pays another address.", code="wrong_recipient")
+            received = value
+        elif receipt is None:  # not mined: check what the call data says
+            if tx_to != token:
+                code = "wrong_token" if tx_to == to_us else "wrong_recipient"
+                raise ProviderError("The transaction does not pay the token.", code=code)
+            received = 0
+        else:
+            ours = [t for t in transfers if t.args["to"] == to_us]
+            if not ours:
+                if tx_to == to_us and value > 0:
+                    raise ProviderError("The transfer paid ETH, not the token.", code="wrong_token")
+                raise ProviderError("No transfer to the receiving address.", code="wrong_recipient")
+            matching = [t for t in ours if t.address == token]
+            if not matching:
+                raise ProviderError("The transfer paid another token.", code="wrong_token")
+            received = sum(int(t.args["value"]) for t in matching)
+        position = self._position(receipt, head)
+        return Checked(sender=rpc.norm_address(tx.get("from")), received=received, **position)
+
+
+class EscrowProvider(_ChainBase):
+    """A deposit into the chain's Escrow contract under the payment's escrow id."""
+
+    name = "escrow"
+    method = "escrow"
+
+    def _instructions(
+        self,
+        payment: PaymentData,
+        chain: ChainConfig,
+        asset: Asset,
+        units: int,
+        request: dict[str, Any],
+        instructions: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        if not chain.escrow_contract:
+            raise ProviderError(
+                "No escrow contract is configured for this chain.", code="chain_not_configured"
+            )
+        seller = str(request.get("seller_address") or chain.receiving_address or "").lower()
+        if not seller:
+            raise ProviderError("No seller address for the escrow.", code="seller_address_missing")
+        escrow_id = "0x" + escrow_id_for(payment.payment_id).hex()
+        contract = chain.escrow_contract
+        fields.update(escrow_id=escrow_id, contract_address=contract, pay_to_address=contract)
+        instructions.update(escrow_id=escrow_id, contract_address=contract, seller_address=seller)
+        deposit = rpc.escrow_deposit_data(escrow_id, seller, asset.address, units)
+        if asset.is_native:
+            requests_ = [tx_request(contract, units, deposit, "deposit into escrow")]
+        else:
+            requests_ = [
+                tx_request(
+                    str(asset.address),
+                    0,
+                    rpc.erc20_approve_data(contract, units),
+                    f"approve the escrow contract for {payment.amount} {asset.symbol}",
+                ),
+                tx_request(contract, 0, deposit, "deposit into escrow"),
+            ]
+        instructions["transaction_requests"] = requests_
+        return {"seller_address": seller}
+
+    def _check(
+        self,
+        chain: ChainConfig,
+        payment: PaymentData,
+        tx: dict[str, Any],
+        receipt: dict[str, Any] | None,
+        head: int,
+    ) -> Checked:
+        contract = (payment.contract_address or chain.escrow_contract).lower()
+        if rpc.norm_address(tx.get("to")) != contract:
+            raise ProviderError(
+                "The transaction is not a call to the escrow contract.", code="wrong_recipient"
+            )
+        received = 0
+        if receipt is not None:
+            deposits = [
+                d
+                for d in (rpc.decode_log(log) for log in receipt.get("logs", []))
+                if d is not None
+                and d.name == "Deposited"
+                and d.address == contract
+                and d.args["escrow_id"] == (payment.escrow_id or "").lower()
+            ]
+            if not deposits:
+                raise ProviderError(
+                    "The transaction made no deposit for this escrow.",
+                    code="escrow_deposit_not_found",
+                )
+            problem = escrow_terms_problem(chain, payment, deposits[0].args)
+            if problem:
+                raise ProviderError(problem[1], code=problem[0])
+            received = int(deposits[0].args["amount"])
+        position = self._position(receipt, head)
+        return Checked(sender=rpc.norm_address(tx.get("from")), received=received, **position)
+
+
+def escrow_terms_problem(
+    chain: ChainConfig, payment: PaymentData, args: dict[str, Any]
+) -> tuple[str, str] | None:
+    """Anyone may fund an unused id: a deposit counts only on the payment's own terms."""
+    token = (payment.token_address or "").lower() or rpc.ZERO_ADDRESS
+    if args["token"] != token:
+        return "wrong_token", "The escrow was funded with another asset."
+    seller = str(payment.details.get("seller_address") or "").lower()
+    if seller and args["seller"] != seller:
+        return "escrow_terms_mismatch", "The escrow names another seller."
+    expected = int(payment.amount_base_units or 0)
+    if abs(int(args["amount"]) - expected) > chain.tolerance_base_units:
+        return "escrow_amount_mismatch", "The escrow holds another amount."
+    return None
