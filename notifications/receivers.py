@@ -8,17 +8,24 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from orders.models import OrderPaymentEvent
-from payments.models import PaymentMethod, PaymentStatus, PaymentTransaction, RefundStatus
+from payments.models import PaymentStatus, PaymentTransaction
 from payments.signals import payment_status_changed, refund_status_changed
 
-from .models import NotificationKind as K
+from .events import NotificationEvent, notification_for_change
 
 
-def _enqueue(kind: str, event_key: str, payment_id: Any, refund_id: Any = None) -> None:
+def enqueue(event: NotificationEvent | None) -> None:
+    if event is None:
+        return
     from .tasks import send_payment_notification
 
-    args = (str(kind), event_key, str(payment_id), str(refund_id) if refund_id else None)
-    # robust: a lost enqueue is logged; it never breaks the payment that announced it.
+    args = (
+        str(event.kind),
+        event.event_key,
+        str(event.payment_id),
+        str(event.refund_id) if event.refund_id else None,
+    )
+    # robust: a lost enqueue is logged (and found by the sweeper); it never breaks the payment.
     transaction.on_commit(lambda: send_payment_notification.delay(*args), robust=True)
 
 
@@ -26,29 +33,37 @@ def _enqueue(kind: str, event_key: str, payment_id: Any, refund_id: Any = None) 
 def on_payment_status_changed(
     sender: Any, payment_id: Any, to_state: str, from_state: str = "", **kwargs: Any
 ) -> None:
-    if to_state == PaymentStatus.CONFIRMED and from_state != PaymentStatus.DISPUTED:
-        _enqueue(K.PAYMENT_CONFIRMED, f"{K.PAYMENT_CONFIRMED}:{payment_id}", payment_id)
-    elif to_state == PaymentStatus.FAILED:
-        _enqueue(K.PAYMENT_FAILED, f"{K.PAYMENT_FAILED}:{payment_id}", payment_id)
-    elif to_state == PaymentStatus.DISPUTED:
-        # A payment may be disputed more than once: the audit row of this opening names it.
-        opened = OrderPaymentEvent.objects.filter(
-            payment_id=payment_id, entity="payment", to_state=PaymentStatus.DISPUTED
-        ).count()
-        _enqueue(K.PAYMENT_DISPUTED, f"{K.PAYMENT_DISPUTED}:{payment_id}:{opened}", payment_id)
-    elif to_state == PaymentStatus.COMPLETED:
+    method = ""
+    dispute_number = 1
+    if to_state == PaymentStatus.COMPLETED:
         method = (
             PaymentTransaction.objects.filter(pk=payment_id)
             .values_list("method", flat=True)
             .first()
+            or ""
         )
-        if method == PaymentMethod.ESCROW:
-            _enqueue(K.ESCROW_RELEASED, f"{K.ESCROW_RELEASED}:{payment_id}", payment_id)
+    elif to_state == PaymentStatus.DISPUTED:
+        dispute_number = OrderPaymentEvent.objects.filter(
+            payment_id=payment_id, entity="payment", to_state=PaymentStatus.DISPUTED
+        ).count()
+    enqueue(
+        notification_for_change(
+            entity="payment",
+            payment_id=payment_id,
+            to_state=to_state,
+            from_state=from_state,
+            method=method,
+            dispute_number=dispute_number,
+        )
+    )
 
 
 @receiver(refund_status_changed, dispatch_uid="notifications.refund_status_changed")
 def on_refund_status_changed(
     sender: Any, refund_id: Any, payment_id: Any, to_state: str, **kwargs: Any
 ) -> None:
-    if to_state == RefundStatus.SUCCEEDED:
-        _enqueue(K.PAYMENT_REFUNDED, f"{K.PAYMENT_REFUNDED}:{refund_id}", payment_id, refund_id)
+    enqueue(
+        notification_for_change(
+            entity="refund", payment_id=payment_id, refund_id=refund_id, to_state=to_state
+        )
+    )

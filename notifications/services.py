@@ -8,6 +8,7 @@ send failed stays ``failed`` with its error and is sent by the next run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,11 +19,13 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from orders.errors import ValidationFailed
+from orders.models import OrderPaymentEvent
 from orders.money import format_amount, get_currency, sub
 from payments.models import PaymentMethod, PaymentTransaction, Refund
 from payments.providers.base import FailureKind
 from payments.providers.registry import provider_for_method
 
+from .events import NotificationEvent, notification_for_change
 from .models import Notification, NotificationKind
 
 SUBJECTS = {
@@ -198,3 +201,63 @@ def notification_send(
             context=context,
         )
     return sent
+
+
+def notifications_missing(
+    *, now: datetime | None = None, after: timedelta | None = None, window: timedelta | None = None
+) -> list[NotificationEvent]:
+    """Events of the audit trail (older than ``after``, within ``window``) whose emails have
+    not all been sent: their enqueue was lost, or their send failed."""
+    now = now or timezone.now()
+    after = settings.NOTIFICATION_SWEEP_AFTER if after is None else after
+    window = settings.NOTIFICATION_SWEEP_WINDOW if window is None else window
+    rows = (
+        OrderPaymentEvent.objects.filter(
+            entity__in=("payment", "refund"),
+            created_at__gte=now - window,
+            created_at__lte=now - after,
+            payment_id__isnull=False,
+        )
+        .order_by("created_at", "id")
+        .values_list("entity", "payment_id", "refund_id", "from_state", "to_state")
+    )
+    methods = dict(
+        PaymentTransaction.objects.filter(
+            pk__in={row[1] for row in rows if row[0] == "payment"}
+        ).values_list("id", "method")
+    )
+    disputes: dict[UUID, int] = {}
+    events: dict[str, NotificationEvent] = {}
+    for entity, payment_id, refund_id, from_state, to_state in rows:
+        if entity == "payment" and to_state == "disputed":
+            disputes[payment_id] = disputes.get(payment_id, 0) + 1
+        event = notification_for_change(
+            entity=entity,
+            payment_id=payment_id,
+            refund_id=refund_id,
+            from_state=from_state,
+            to_state=to_state,
+            method=methods.get(payment_id, ""),
+            dispute_number=disputes.get(payment_id, 1),
+        )
+        if event is not None:
+            events[event.event_key] = event
+    if not events:
+        return []
+    sent: dict[str, set[str]] = {}
+    for key, recipient in Notification.objects.filter(
+        event_key__in=events, status=Notification.Status.SENT
+    ).values_list("event_key", "recipient"):
+        sent.setdefault(key, set()).add(recipient.lower())
+    payments = PaymentTransaction.objects.select_related("order__buyer", "order__seller").in_bulk(
+        {e.payment_id for e in events.values()}
+    )
+    missing = []
+    for key, event in events.items():
+        payment = payments.get(event.payment_id)
+        if payment is None:
+            continue
+        wanted = {r.email.lower() for r in _recipients(payment, event.kind)}
+        if wanted - sent.get(key, set()):
+            missing.append(event)
+    return missing

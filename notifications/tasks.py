@@ -19,3 +19,16 @@ def send_payment_notification(  # type: ignore[no-untyped-def]
         if self.request.is_eager:
             raise
         raise self.retry(exc=exc) from exc
+
+
+@shared_task(name="notifications.sweep_unsent", acks_late=True)
+def sweep_unsent() -> int:
+    """Send the emails whose enqueue was lost or whose send failed (each send is idempotent
+    per event and recipient)."""
+    from .receivers import enqueue
+    from .services import notifications_missing
+
+    missing = notifications_missing()
+    for event in missing:
+        enqueue(event)
+    return len(missing)

@@ -361,6 +361,10 @@ STORAGES["receipts"] = {
 RECEIPT_NUMBER_PREFIXES = {"receipt": "RCPT", "credit_note": "CN"}
 #: Addresses copied on dispute emails (comma-separated); empty: buyer and seller only.
 OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
+#: The email sweeper looks at audit events older than AFTER (their task had its chance) and
+#: newer than WINDOW, and sends what was not sent.
+NOTIFICATION_SWEEP_AFTER = timedelta(minutes=env.int("NOTIFICATION_SWEEP_AFTER_MINUTES", 5))
+NOTIFICATION_SWEEP_WINDOW = timedelta(hours=env.int("NOTIFICATION_SWEEP_WINDOW_HOURS", 48))
 
 # --- chain (crypto and escrow payments) -----------------------------------------------------
 PAYMENT_PROVIDER_CLASSES["chain"] = "payments.providers.chain.provider.ChainProvider"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 from django.core import mail
 
 from notifications.models import Notification
@@ -163,4 +164,28 @@ def test_failed_send_is_kept_and_retried(order, monkeypatch, django_capture_on_c
     assert row.status == "failed" and "smtp down" in row.last_error
     assert send_payment_notification("payment_confirmed", key, str(payment.id)) == 2
     assert send_payment_notification("payment_confirmed", key, str(payment.id)) == 0
+    assert len(mail.outbox) == 2
+
+
+def test_sweeper_sends_the_emails_whose_enqueue_was_lost(order, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.tasks import sweep_unsent
+
+    # The payment is confirmed, but its on-commit callbacks (the email's enqueue) never run.
+    with django_capture_on_commit_callbacks(execute=False):
+        payment = paid_card_payment(order, pi="pi_3MailLost")
+    assert mail.outbox == []
+    assert sweep_unsent() == 0  # too recent: the task may still be on its way
+
+    later = timezone.now() + timedelta(minutes=10)
+    with time_machine.travel(later, tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert sweep_unsent() == 1
+        assert set(by_recipient("Payment confirmed")) == {order.buyer.email, order.seller.email}
+        assert sweep_unsent() == 0  # sent once; a second sweep finds nothing
+    key = f"payment_confirmed:{payment.id}"
+    assert Notification.objects.filter(event_key=key, status="sent").count() == 2
     assert len(mail.outbox) == 2
