@@ -33,6 +33,7 @@ migrate: install
 run: install peers
 	$(PY) -m config.devpeers env
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py setup_periodic_tasks
 	$(PY) manage.py setup_demo
 	$(VENV)/bin/honcho start -f Procfile

@@ -19,7 +19,7 @@ for _env_file in (_BASE_DIR / ".env", _VAR_DIR / "local.env"):
         environ.Env.read_env(_env_file, overwrite=False)
 
 from .base import *  # noqa: E402, F403
-from .base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, env  # noqa: E402
+from .base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, REDIS_URL, env  # noqa: E402
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-secret")
@@ -42,4 +42,23 @@ if "ORDERPAY_VAR_DIR" in os.environ:
     MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
     CHAIN_DEV_DEPLOYMENT_FILE = env(
         "CHAIN_DEV_DEPLOYMENT_FILE", default=str(VAR_DIR / "chain-31337.json")
+    )
+
+# web, worker and beat are separate processes: without Redis they share the cache through the
+# database (`createcachetable`), so that a worker's cache invalidation (payment status) reaches
+# web and the cross-process locks of payments/chain_locks.py (an atomic cache ``add`` off
+# PostgreSQL) hold between processes. A per-process local-memory cache would give neither.
+if not REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "orderpay_cache",
+        }
+    }
+# SQLite with several processes: take the write lock when a transaction begins (a deferred
+# transaction that upgrades later fails at once with "database is locked" instead of waiting),
+# and let readers go on beside a writer (WAL).
+if DATABASES["default"]["ENGINE"] == "config.db.sqlite3":
+    DATABASES["default"]["OPTIONS"].update(
+        transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL;"
     )
