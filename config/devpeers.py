@@ -191,6 +191,8 @@ def anvil_binary() -> str:
 def cmd_anvil(_args: argparse.Namespace) -> None:
     values = {**read_env_file(local_env_path()), **developer_environ()}
     port = ports(values)["ANVIL_PORT"]
+    if values.get("CHAIN_RPC_URL") != f"http://127.0.0.1:{port}":
+        idle(f"CHAIN_RPC_URL is {values.get('CHAIN_RPC_URL')}: anvil is not started.")
     binary = anvil_binary()
     argv = [binary, "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--chain-id", str(ANVIL_CHAIN_ID), "--block-time", "1", "--mixed-mining", "--silent"]
