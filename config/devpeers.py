@@ -266,6 +266,8 @@ def write_demo_env() -> Path:
     from payments.providers.chain.registry import default_chain
 
     values = {
+        # so that `manage.py` commands run by hand after `source` reach this system's files
+        "ORDERPAY_VAR_DIR": str(var_dir()),
         "API": f"http://127.0.0.1:{ports(os.environ)['WEB_PORT']}",
         "RPC": default_chain().rpc_url,
         "STRIPE": os.environ.get("STRIPE_API_BASE", ""),
