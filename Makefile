@@ -27,10 +27,15 @@ peers: node_modules/.bin/anvil
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-run: migrate peers
+# The whole system on embedded defaults: var/local.env points every process at the local
+# peers (localstripe unless STRIPE_SECRET_KEY is set, anvil unless CHAIN_RPC_URL is set);
+# honcho runs the Procfile (anvil, localstripe, setup, web, worker, beat); Ctrl-C stops all.
+run: install peers
+	$(PY) -m config.devpeers env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py setup_periodic_tasks
 	$(PY) manage.py setup_demo
-	@echo "Web: http://127.0.0.1:$${WEB_PORT:-8000}/  admin: http://127.0.0.1:$${WEB_PORT:-8000}/admin/"
 	$(VENV)/bin/honcho start -f Procfile
 
 test: install peers

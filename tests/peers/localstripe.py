@@ -4,10 +4,11 @@
 free loopback port, waits until it answers, yields a :class:`LocalStripe`, and stops it at the
 end of the session. Tests call ``reset()`` (``DELETE /_config/data``) to start empty.
 
-The server runs through ``python -m tests.peers.localstripe --port N``: the same localstripe
-application, bound to 127.0.0.1 only (its own command binds every interface) and without its
-store file (its command pickles the store to the shared /tmp/localstripe.pickle on every
-write, which two servers on one machine would both use).
+The server runs through ``python -m config.devpeers localstripe --port N`` (the launcher
+`make run` uses too): the same localstripe application, bound to 127.0.0.1 only (its own
+command binds every interface) and without its store file (its command pickles the store to
+the shared /tmp/localstripe.pickle on every write, which two servers on one machine would
+both use).
 
 What localstripe does not do (checked against 1.15): it ignores idempotency keys; it has no
 search API, no disputes, and no refund or ``payment_intent.processing/canceled/
@@ -125,7 +126,7 @@ def start_localstripe(log_path: Path) -> LocalStripe:
         port = free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.peers.localstripe", "--port", str(port)],
+                [sys.executable, "-m", "config.devpeers", "localstripe", "--port", str(port)],
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -161,20 +162,3 @@ def localstripe() -> Iterator[LocalStripe]:
         yield node
     finally:
         node.stop()
-
-
-def serve(port: int) -> None:
-    """Run localstripe's own application on 127.0.0.1:port, keeping its store in memory."""
-    from aiohttp import web
-    from localstripe import resources, server
-
-    resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
-    web.run_app(server.app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="localstripe on loopback, in memory")
-    parser.add_argument("--port", type=int, default=8420)
-    serve(parser.parse_args().port)
