@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from orders.api import (
     DECIMAL_SCHEMA,
     ApiView,
+    DecimalStringField,
     OrderCreateInputSerializer,
     OrderListQuerySerializer,
     OrderPagination,
@@ -226,11 +227,6 @@ class ReceiptLinkSerializer(serializers.Serializer):
     url = serializers.CharField(help_text="Where the PDF is downloaded (same authorisation).")
 
 
-@extend_schema_field(DECIMAL_SCHEMA)
-class DecimalStringField(serializers.CharField):
-    pass
-
-
 class PaymentStatusSerializer(serializers.Serializer):
     order_id = serializers.UUIDField()
     order_status = serializers.CharField()
@@ -290,9 +286,16 @@ class PaymentStatusView(ApiView):
 
 # --- OpenAPI hooks --------------------------------------------------------------------------
 def schema_drop_slash_variants(endpoints: list[Any], **kwargs: Any) -> list[Any]:
-    """Every path answers with and without a trailing slash; the schema lists it once."""
-    paths = {e[0] for e in endpoints}
-    return [e for e in endpoints if not (e[0].endswith("/") and e[0].rstrip("/") in paths)]
+    """Every path answers with and without a trailing slash (two routes, or one with an
+    optional slash); the schema lists it once, without."""
+    out, seen = [], set()
+    for path, *rest in endpoints:
+        path = path.rstrip("/") or path
+        method = rest[1] if len(rest) > 1 else None
+        if (path, method) not in seen:
+            seen.add((path, method))
+            out.append((path, *rest))
+    return out
 
 
 WEBHOOK_PATH = "/api/orders/payment/webhook"
