@@ -37,9 +37,8 @@ from payments.serializers import (
     TransactionSerializer,
 )
 from payments.services import payment_create
-from receipts.models import PaymentReceipt
-
-RECEIPT_PDF_PATH = "/api/receipts/{id}/pdf"
+from receipts.models import ReceiptKind
+from receipts.selectors import receipt_summaries
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -210,21 +209,25 @@ class OrderDetailView(ApiView):
 
 
 # --- payment status -------------------------------------------------------------------------
-def receipts_for_order(order_id: Any) -> list[dict[str, Any]]:
-    """The order's receipts and credit notes, oldest first (one query)."""
-    return list(
-        PaymentReceipt.objects.filter(order_id=order_id)
-        .order_by("issued_at", "number")
-        .values("id", "number", "issued_at", "kind")
-    )
+def _order_receipts(order_id: Any) -> list[dict[str, Any]]:
+    return receipt_summaries(order_id=order_id)
 
 
 class ReceiptLinkSerializer(serializers.Serializer):
+    """One of ``receipts.selectors.receipt_summaries``, with its absolute download URL."""
+
     id = serializers.UUIDField()
     number = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["receipt", "credit_note"])
+    kind = serializers.ChoiceField(choices=ReceiptKind.choices)
+    amount = DecimalStringField()
+    currency = serializers.CharField()
     issued_at = serializers.DateTimeField()
-    url = serializers.CharField(help_text="Where the PDF is downloaded (same authorisation).")
+    url = serializers.SerializerMethodField(
+        help_text="Where the PDF is downloaded (same authorisation)."
+    )
+
+    def get_url(self, summary: dict[str, Any]) -> str:
+        return self.context["request"].build_absolute_uri(summary["pdf_url"])
 
 
 class PaymentStatusSerializer(serializers.Serializer):
@@ -254,7 +257,7 @@ class PaymentStatusView(ApiView):
     )
     def get(self, request: Request, order_id: str) -> Response:
         order = order_get_for_user(request.user, order_id)
-        view = payment_status_for_order(order, receipts_loader=receipts_for_order)
+        view = payment_status_for_order(order, receipts_loader=_order_receipts)
         latest = view.payments[-1] if view.payments else None
         cur = order.currency
         body = {
@@ -270,16 +273,9 @@ class PaymentStatusView(ApiView):
             "can_retry": view.retryable and user_may_pay(request.user, order),
             "can_refund": view.refundable and user_may_refund(request.user, order),
             "transactions": TransactionSerializer(view.payments, many=True).data,
-            "receipts": [
-                {
-                    "id": str(r["id"]),
-                    "number": r["number"],
-                    "kind": r["kind"],
-                    "issued_at": serializers.DateTimeField().to_representation(r["issued_at"]),
-                    "url": request.build_absolute_uri(RECEIPT_PDF_PATH.format(id=r["id"])),
-                }
-                for r in view.receipts
-            ],
+            "receipts": ReceiptLinkSerializer(
+                view.receipts, many=True, context={"request": request}
+            ).data,
         }
         return Response(body)
 
