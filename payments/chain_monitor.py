@@ -503,6 +503,10 @@ def _on_final_event(
                 _close_escrow_dispute(locked, actor, info)
     elif d.name == "Refunded":
         _record_chain_refund(p, int(d.args["amount"]), decimals, d, actor)
+        with transaction.atomic():
+            _, locked = _lock_payment(p.id)
+            if locked.status == P.DISPUTED and locked.refunded_amount >= locked.amount:
+                _close_escrow_dispute(locked, actor, info)  # all went back: the escrow closed
     elif d.name == "Disputed":
         if p.status in (P.CONFIRMED, P.COMPLETED, P.PARTIALLY_REFUNDED):
             payment_open_dispute(payment_id=p.id, actor=actor, details=info)
