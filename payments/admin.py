@@ -30,8 +30,8 @@ from orders.money import format_amount
 from .admin_forms import DisputeResolutionForm, NoteForm, PeriodForm, RefundForm, ReviewForm
 from .analytics import analytics_period, payment_analytics, payment_analytics_csv
 from .charts import analytics_charts
-from .fees import fee_rule_clean
 from .escrow_services import escrow_resolve
+from .fees import fee_rule_clean
 from .links import explorer_tx_url, stripe_payment_url
 from .models import (
     FeeRule,
