@@ -28,7 +28,7 @@ from orders.money import format_amount
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_create
 from payments.api import payment_begin, payment_created_response, request_actor
-from payments.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from payments.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.models import PAID_STATES, PaymentTransaction
 from payments.selectors import payment_status_for_order, user_may_pay, user_may_refund
 from payments.serializers import (
@@ -145,11 +145,7 @@ class OrderListCreateView(ApiView):
         responses={
             201: OrderCreatedSerializer,
             **error_responses(
-                400,
-                409,
-                413,
-                415,
-                422,
+                *IDEMPOTENT_POST_ERRORS,
                 502,
                 e400="`unknown_seller`, `buyer_is_seller`, `invalid_amount`, `unknown_currency`, "
                 "`unknown_method`, field errors, ...",

@@ -17,7 +17,7 @@ from orders.errors import NotFound
 from orders.models import Order
 from orders.selectors import order_get_for_user
 
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from .models import PaymentTransaction
 from .providers.base import ProviderResult
 from .selectors import (
@@ -132,13 +132,9 @@ class PaymentTransactionCreateView(ApiView):
         responses={
             201: TransactionCreatedSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e409="`order_not_payable`, `payment_in_progress`, `nothing_outstanding`, "
@@ -210,13 +206,9 @@ class PaymentRetryView(ApiView):
         responses={
             201: TransactionCreatedSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e409="`not_retryable`, `idempotency_key_in_use`.",
@@ -251,13 +243,9 @@ class PaymentRefundView(ApiView):
         responses={
             201: RefundSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e409="`refund_exceeds_paid`, `not_refundable`, `idempotency_key_in_use`.",
@@ -298,13 +286,9 @@ class MonitorBlockchainView(ApiView):
         responses={
             202: MonitorResultSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e400="`invalid_transaction_hash`, `not_a_chain_payment`, field errors, ...",

@@ -20,13 +20,13 @@ from orders.selectors import order_get_for_user
 
 from .api import deny, request_actor
 from .escrow_services import escrow_open_dispute, escrow_release, escrow_resolve
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from .models import ChainTransaction, PaymentStatus
 from .selectors import staff_may_refund
 from .throttling import PaymentRateThrottle
 
 TAG = "escrow"
-_ERRORS = (403, 404, 409, 413, 415, 422)
+_ERRORS = (*IDEMPOTENT_POST_ERRORS, 403, 404)
 
 
 # --- shapes ---------------------------------------------------------------------------------
@@ -131,7 +131,6 @@ class DisputeView(ApiView):
         responses={
             200: DisputeResultSerializer,
             **error_responses(
-                400,
                 *_ERRORS,
                 e403="`not_a_party`.",
                 e409="`no_escrow_payment`, `invalid_transition`, `idempotency_key_in_use`.",
@@ -173,7 +172,6 @@ class ResolveDisputeView(ApiView):
         responses={
             202: ResolveResultSerializer,
             **error_responses(
-                400,
                 *_ERRORS,
                 429,
                 502,
