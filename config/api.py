@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from orders.api import (
     DECIMAL_SCHEMA,
     ApiView,
+    DecimalStringField,
     OrderCreateInputSerializer,
     OrderListQuerySerializer,
     OrderPagination,
@@ -27,7 +28,7 @@ from orders.money import format_amount
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_create
 from payments.api import payment_begin, payment_created_response, request_actor
-from payments.idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from payments.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.models import PAID_STATES, PaymentTransaction
 from payments.selectors import payment_status_for_order, user_may_pay, user_may_refund
 from payments.serializers import (
@@ -36,9 +37,8 @@ from payments.serializers import (
     TransactionSerializer,
 )
 from payments.services import payment_create
-from receipts.models import PaymentReceipt
-
-RECEIPT_PDF_PATH = "/api/receipts/{id}/pdf"
+from receipts.models import ReceiptKind
+from receipts.selectors import receipt_summaries
 
 
 # --- orders ---------------------------------------------------------------------------------
@@ -145,11 +145,7 @@ class OrderListCreateView(ApiView):
         responses={
             201: OrderCreatedSerializer,
             **error_responses(
-                400,
-                409,
-                413,
-                415,
-                422,
+                *IDEMPOTENT_POST_ERRORS,
                 502,
                 e400="`unknown_seller`, `buyer_is_seller`, `invalid_amount`, `unknown_currency`, "
                 "`unknown_method`, field errors, ...",
@@ -209,26 +205,25 @@ class OrderDetailView(ApiView):
 
 
 # --- payment status -------------------------------------------------------------------------
-def receipts_for_order(order_id: Any) -> list[dict[str, Any]]:
-    """The order's receipts and credit notes, oldest first (one query)."""
-    return list(
-        PaymentReceipt.objects.filter(order_id=order_id)
-        .order_by("issued_at", "number")
-        .values("id", "number", "issued_at", "kind")
-    )
+def _order_receipts(order_id: Any) -> list[dict[str, Any]]:
+    return receipt_summaries(order_id=order_id)
 
 
 class ReceiptLinkSerializer(serializers.Serializer):
+    """One of ``receipts.selectors.receipt_summaries``, with its absolute download URL."""
+
     id = serializers.UUIDField()
     number = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["receipt", "credit_note"])
+    kind = serializers.ChoiceField(choices=ReceiptKind.choices)
+    amount = DecimalStringField()
+    currency = serializers.CharField()
     issued_at = serializers.DateTimeField()
-    url = serializers.CharField(help_text="Where the PDF is downloaded (same authorisation).")
+    url = serializers.SerializerMethodField(
+        help_text="Where the PDF is downloaded (same authorisation)."
+    )
 
-
-@extend_schema_field(DECIMAL_SCHEMA)
-class DecimalStringField(serializers.CharField):
-    pass
+    def get_url(self, summary: dict[str, Any]) -> str:
+        return self.context["request"].build_absolute_uri(summary["pdf_url"])
 
 
 class PaymentStatusSerializer(serializers.Serializer):
@@ -258,7 +253,7 @@ class PaymentStatusView(ApiView):
     )
     def get(self, request: Request, order_id: str) -> Response:
         order = order_get_for_user(request.user, order_id)
-        view = payment_status_for_order(order, receipts_loader=receipts_for_order)
+        view = payment_status_for_order(order, receipts_loader=_order_receipts)
         latest = view.payments[-1] if view.payments else None
         cur = order.currency
         body = {
@@ -274,25 +269,25 @@ class PaymentStatusView(ApiView):
             "can_retry": view.retryable and user_may_pay(request.user, order),
             "can_refund": view.refundable and user_may_refund(request.user, order),
             "transactions": TransactionSerializer(view.payments, many=True).data,
-            "receipts": [
-                {
-                    "id": str(r["id"]),
-                    "number": r["number"],
-                    "kind": r["kind"],
-                    "issued_at": serializers.DateTimeField().to_representation(r["issued_at"]),
-                    "url": request.build_absolute_uri(RECEIPT_PDF_PATH.format(id=r["id"])),
-                }
-                for r in view.receipts
-            ],
+            "receipts": ReceiptLinkSerializer(
+                view.receipts, many=True, context={"request": request}
+            ).data,
         }
         return Response(body)
 
 
 # --- OpenAPI hooks --------------------------------------------------------------------------
 def schema_drop_slash_variants(endpoints: list[Any], **kwargs: Any) -> list[Any]:
-    """Every path answers with and without a trailing slash; the schema lists it once."""
-    paths = {e[0] for e in endpoints}
-    return [e for e in endpoints if not (e[0].endswith("/") and e[0].rstrip("/") in paths)]
+    """Every path answers with and without a trailing slash (two routes, or one with an
+    optional slash); the schema lists it once, without."""
+    out, seen = [], set()
+    for path, *rest in endpoints:
+        path = path.rstrip("/") or path
+        method = rest[1] if len(rest) > 1 else None
+        if (path, method) not in seen:
+            seen.add((path, method))
+            out.append((path, *rest))
+    return out
 
 
 WEBHOOK_PATH = "/api/orders/payment/webhook"

@@ -58,9 +58,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             "throttled", str(exc.detail), {"retry_after": exc.wait and int(exc.wait + 0.999)}
         )
     else:
-        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
         detail = getattr(exc, "detail", "")
-        body = error_body(code or str(getattr(detail, "code", "error")), str(detail))
+        given = getattr(detail, "code", None)
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
+        if given and given != getattr(exc, "default_code", None):
+            code = str(given)  # a code the view chose, e.g. PermissionDenied(code="not_buyer")
+        body = error_body(code or str(given or "error"), str(detail))
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Token"
     response.data = body

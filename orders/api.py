@@ -104,6 +104,11 @@ class MoneyField(serializers.Field):
         return format_amount(getattr(obj, self.attribute), obj.currency)
 
 
+@extend_schema_field(DECIMAL_SCHEMA)
+class DecimalStringField(serializers.CharField):
+    """An amount already formatted as a decimal string (e.g. by ``format_amount``)."""
+
+
 class CurrencyInputField(serializers.ChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=sorted(CURRENCIES), **kwargs)

@@ -30,11 +30,13 @@ from orders.money import format_amount
 from .admin_forms import DisputeResolutionForm, NoteForm, PeriodForm, RefundForm, ReviewForm
 from .analytics import analytics_period, payment_analytics, payment_analytics_csv
 from .charts import analytics_charts
+from .escrow_services import escrow_resolve
 from .fees import fee_rule_clean
 from .links import explorer_tx_url, stripe_payment_url
 from .models import (
     FeeRule,
     FlaggedPayment,
+    PaymentMethod,
     PaymentStatus,
     PaymentTransaction,
     Refund,
@@ -507,24 +509,36 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     def resolve_dispute_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        """Escrow: the arbiter's ``escrow_resolve`` (all to one side, sent on chain; the payment
+        follows when the transactions are final). Other methods: ``payment_close_dispute``."""
         self._require(request, PERM_REFUND)
         payment = self._payment(request, object_id)
         form = DisputeResolutionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             release = form.cleaned_data["outcome"] == "release"
-            seller_wins = "released" if payment.method == "escrow" else "won"
-            outcome = seller_wins if release else "lost"
+            actor = admin_actor(request)
             try:
-                payment = payment_close_dispute(
-                    payment_id=payment.id,
-                    actor=admin_actor(request),
-                    outcome=outcome,
-                    details={"note": form.cleaned_data["note"]},
-                )
+                if payment.method == PaymentMethod.ESCROW:
+                    held = payment.amount - payment.refunded_amount
+                    sent = escrow_resolve(
+                        order_id=payment.order_id,
+                        buyer_amount=0 if release else held,
+                        seller_amount=held if release else 0,
+                        actor=actor,
+                    )
+                    done = f"Resolution sent on chain ({len(sent)} transaction(s))."
+                else:
+                    payment = payment_close_dispute(
+                        payment_id=payment.id,
+                        actor=actor,
+                        outcome="won" if release else "lost",
+                        details={"note": form.cleaned_data["note"]},
+                    )
+                    done = f"Dispute resolved: payment is {payment.status}."
             except DomainError as exc:
                 form.add_error(None, f"{exc.message} ({exc.code})")
             else:
-                messages.success(request, f"Dispute resolved: payment is {payment.status}.")
+                messages.success(request, done)
                 return self._done(request, payment)
         return self._render(
             request,

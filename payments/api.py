@@ -17,7 +17,7 @@ from orders.errors import NotFound
 from orders.models import Order
 from orders.selectors import order_get_for_user
 
-from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from .models import PaymentTransaction
 from .providers.base import ProviderResult
 from .selectors import (
@@ -50,16 +50,19 @@ from .throttling import PaymentRateThrottle
 TAG = "payments"
 
 
-def request_actor(request: Request) -> Actor:
-    """The user behind a request, with the request's id (or Idempotency-Key) as reference."""
+def request_actor(request: Request, *, admin: bool = False) -> Actor:
+    """The user behind a request (``admin``: acting as staff), with the request's id (or
+    Idempotency-Key) as reference."""
     reference = request.META.get("HTTP_X_REQUEST_ID") or request.META.get(
         "HTTP_IDEMPOTENCY_KEY", ""
     )
-    return Actor.for_user(request.user, reference=str(reference)[:255])
+    make = Actor.for_admin if admin else Actor.for_user
+    return make(request.user, reference=str(reference)[:255])
 
 
-def deny(message: str) -> exceptions.PermissionDenied:
-    return exceptions.PermissionDenied(message)
+def deny(message: str, code: str = "permission_denied") -> exceptions.PermissionDenied:
+    """403 in the one error format (``code`` names why); audited as a security event."""
+    return exceptions.PermissionDenied(message, code=code)
 
 
 def payment_created_response(
@@ -129,13 +132,9 @@ class PaymentTransactionCreateView(ApiView):
         responses={
             201: TransactionCreatedSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e409="`order_not_payable`, `payment_in_progress`, `nothing_outstanding`, "
@@ -207,13 +206,9 @@ class PaymentRetryView(ApiView):
         responses={
             201: TransactionCreatedSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e409="`not_retryable`, `idempotency_key_in_use`.",
@@ -248,13 +243,9 @@ class PaymentRefundView(ApiView):
         responses={
             201: RefundSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e409="`refund_exceeds_paid`, `not_refundable`, `idempotency_key_in_use`.",
@@ -295,13 +286,9 @@ class MonitorBlockchainView(ApiView):
         responses={
             202: MonitorResultSerializer,
             **error_responses(
-                400,
+                *IDEMPOTENT_POST_ERRORS,
                 403,
                 404,
-                409,
-                413,
-                415,
-                422,
                 429,
                 502,
                 e400="`invalid_transaction_hash`, `not_a_chain_payment`, field errors, ...",

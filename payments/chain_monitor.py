@@ -53,6 +53,7 @@ from .providers.chain.registry import ChainConfig, all_chains, get_chain
 from .services import (
     _lock_payment,
     payment_apply_result,
+    payment_close_dispute,
     payment_data,
     payment_flag,
     payment_open_dispute,
@@ -499,10 +500,13 @@ def _on_final_event(
             if locked.status == P.CONFIRMED:
                 payment_transition(locked, "complete", actor=actor, details=info)
             elif locked.status == P.DISPUTED:
-                name = "refund_partially" if locked.refunded_amount > 0 else "release_after_dispute"
-                payment_transition(locked, name, actor=actor, details=info)
+                _close_escrow_dispute(locked, actor, info)
     elif d.name == "Refunded":
         _record_chain_refund(p, int(d.args["amount"]), decimals, d, actor)
+        with transaction.atomic():
+            _, locked = _lock_payment(p.id)
+            if locked.status == P.DISPUTED and locked.refunded_amount >= locked.amount:
+                _close_escrow_dispute(locked, actor, info)  # all went back: the escrow closed
     elif d.name == "Disputed":
         if p.status in (P.CONFIRMED, P.COMPLETED, P.PARTIALLY_REFUNDED):
             payment_open_dispute(payment_id=p.id, actor=actor, details=info)
@@ -518,12 +522,19 @@ def _on_final_event(
                 "buyer_amount_base_units": str(buyer_units),
                 "seller_amount_base_units": str(d.args["seller_amount"]),
             }
-            if locked.refunded_amount >= locked.amount:
-                payment_transition(locked, "refund_fully", actor=actor, details=details)
-            elif locked.refunded_amount > 0:
-                payment_transition(locked, "refund_partially", actor=actor, details=details)
-            else:
-                payment_transition(locked, "release_after_dispute", actor=actor, details=details)
+            _close_escrow_dispute(locked, actor, details)
+
+
+def _close_escrow_dispute(p: PaymentTransaction, actor: Actor, details: dict[str, Any]) -> None:
+    """The escrow paid out after a dispute: close it through the one dispute service, by what
+    the buyer got back (the refunds recorded from the same events)."""
+    if p.refunded_amount >= p.amount:
+        outcome = "lost"
+    elif p.refunded_amount > 0:
+        outcome = "split"
+    else:
+        outcome = "released"
+    payment_close_dispute(payment_id=p.id, actor=actor, outcome=outcome, details=details)
 
 
 def _record_chain_refund(

@@ -18,6 +18,7 @@ from django.db.models import Max
 from orders.audit import Actor, record_event
 from orders.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
 from orders.models import Order
+from orders.money import parse_amount
 from orders.services import order_lock
 
 from .chain_locks import xact_lock
@@ -31,7 +32,7 @@ from .models import (
 )
 from .providers.base import Outcome, ProviderError, ProviderResult, RefundData
 from .providers.chain import client as rpc
-from .providers.chain.provider import amount_to_base_units
+from .providers.chain.provider import amount_to_base_units, tx_request
 from .providers.chain.registry import ChainConfig, get_chain
 from .services import payment_open_dispute, payment_refund, refund_apply_result
 
@@ -292,13 +293,12 @@ def escrow_open_dispute(*, order_id: UUID, actor: Actor, reason: str = "") -> di
     )
     return {
         "payment": payment,
-        "transaction_request": {
-            "to": payment.contract_address,
-            "value": "0",
-            "value_hex": "0x0",
-            "data": rpc.escrow_call_data("dispute", str(payment.escrow_id)),
-            "description": "open the dispute on chain",
-        },
+        "transaction_request": tx_request(
+            payment.contract_address,
+            0,
+            rpc.escrow_call_data("dispute", str(payment.escrow_id)),
+            "open the dispute on chain",
+        ),
     }
 
 
@@ -311,8 +311,6 @@ def escrow_resolve(
         order = order_lock(order_id)
         payment = _escrow_payment(order, (P.DISPUTED,))
         chain = get_chain(payment.chain_id)
-        from orders.money import parse_amount
-
         buyer = parse_amount(buyer_amount, payment.currency, allow_zero=True)
         seller = parse_amount(seller_amount, payment.currency, allow_zero=True)
         room = payment.amount - payment.refunded_amount

@@ -48,6 +48,11 @@ KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 NOT_KEPT = frozenset({400, 413, 415})
 REPLAY_HEADER = "Idempotent-Replayed"
 
+#: What any JSON POST behind ``idempotent`` may answer besides its own errors (for
+#: ``orders.api.error_responses``): 400 (bad key or body), 409 ``idempotency_key_in_use``, 413,
+#: 415 and 422 ``idempotency_key_reused``.
+IDEMPOTENT_POST_ERRORS = (400, 409, 413, 415, 422)
+
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=HEADER,
     type=str,

@@ -180,9 +180,13 @@ def user_may_pay(user: Any, order: Order) -> bool:
 
 def user_may_refund(user: Any, order: Order) -> bool:
     """The order's seller, or staff holding ``payments.refund_payment``."""
-    return bool(
-        order.seller_id == user.pk or (user.is_staff and user.has_perm("payments.refund_payment"))
-    )
+    return bool(order.seller_id == user.pk or staff_may_refund(user))
+
+
+def staff_may_refund(user: Any) -> bool:
+    """Staff holding ``payments.refund_payment``: they refund any order and, as the arbiter,
+    resolve disputes (the admin's actions ask the same permission)."""
+    return bool(user.is_staff and user.has_perm("payments.refund_payment"))
 
 
 def user_may_update_status(user: Any) -> bool:

@@ -793,15 +793,16 @@ def payment_close_dispute(
     *, payment_id: UUID, actor: Actor, outcome: str, details: dict[str, Any] | None = None
 ) -> PaymentTransaction:
     """``outcome``: ``won`` (money stays with the seller), ``lost`` (returned to the buyer, as
-    a succeeded refund), or ``released`` (escrow paid out to the seller)."""
-    if outcome not in ("won", "lost", "released"):
+    a succeeded refund), ``released`` (escrow paid out to the seller), or ``split`` (part went
+    back to the buyer as refunds already recorded, the rest to the seller)."""
+    if outcome not in ("won", "lost", "released", "split"):
         raise ValidationFailed("Unknown dispute outcome.", code="invalid_dispute_outcome")
     with transaction.atomic():
         _, payment = _lock_payment(payment_id)
         if payment.status != P.DISPUTED:
             return payment  # closed already
         info = {"outcome": outcome, **(details or {})}
-        if outcome == "won":
+        if outcome in ("won", "split"):
             payment_transition(payment, "close_dispute", actor=actor, details=info)
             _payment_follow_refunds(payment, actor=actor)  # refunds that settled meanwhile
         elif outcome == "released":

@@ -31,18 +31,29 @@ def receipt_get_for_user(user: Any, receipt_id: UUID | str) -> PaymentReceipt:
         raise NotFound("Receipt not found.", code="receipt_not_found") from None
 
 
-def receipt_summaries(payment_id: UUID | str) -> list[dict[str, Any]]:
-    """The payment's receipts and credit notes as the payment-status API lists them."""
+def receipt_summaries(
+    *, order_id: UUID | str | None = None, payment_id: UUID | str | None = None
+) -> list[dict[str, Any]]:
+    """The receipts and credit notes of an order (or of one payment), oldest first, in one
+    query, as the payment-status API lists them (``pdf_url`` is the download path; the caller
+    authorises the order)."""
+    if (order_id is None) == (payment_id is None):
+        raise TypeError("Give order_id or payment_id.")
+    where = {"order_id": order_id} if order_id is not None else {"payment_id": payment_id}
+    rows = (
+        PaymentReceipt.objects.filter(**where)
+        .order_by("issued_at", "number")
+        .values("id", "kind", "number", "amount", "currency", "issued_at")
+    )
     return [
         {
-            "id": str(r.id),
-            "kind": r.kind,
-            "number": r.number,
-            "amount": format_amount(r.amount, r.currency),
-            "currency": r.currency,
-            "issued_at": r.issued_at.isoformat(),
-            "sha256": r.sha256,
-            "pdf_url": reverse("receipts:pdf", args=[r.id]),
+            "id": str(r["id"]),
+            "kind": r["kind"],
+            "number": r["number"],
+            "amount": format_amount(r["amount"], r["currency"]),
+            "currency": r["currency"],
+            "issued_at": r["issued_at"],
+            "pdf_url": reverse("receipts:pdf", args=[r["id"]]),
         }
-        for r in PaymentReceipt.objects.filter(payment_id=payment_id).order_by("issued_at")
+        for r in rows
     ]

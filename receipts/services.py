@@ -21,6 +21,7 @@ from django.utils import timezone
 from orders.audit import Actor, record_event
 from orders.errors import Conflict, NotFound, ValidationFailed
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
+from payments.signals import order_payments_changed
 
 from .models import PaymentReceipt, ReceiptKind, ReceiptSequence
 
@@ -92,6 +93,11 @@ def _issue(
         if existing is None:
             raise
         return existing, False
+    # Like every change to an order's payments, a new receipt is announced on commit (the
+    # payment-status cache starts a new generation).
+    transaction.on_commit(
+        lambda: order_payments_changed.send(sender=PaymentReceipt, order_id=receipt.order_id)
+    )
     return receipt, True
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from celery import shared_task
 
 from orders.errors import Conflict
-from payments.signals import order_payments_changed
 
 RETRY = {"max_retries": 5, "retry_backoff": True, "retry_jitter": True, "acks_late": True}
 
@@ -15,11 +14,9 @@ def issue_payment_receipt(payment_id: str) -> str | None:
     from .services import receipt_issue_for_payment
 
     try:
-        receipt, created = receipt_issue_for_payment(payment_id=payment_id)
+        receipt, _created = receipt_issue_for_payment(payment_id=payment_id)
     except Conflict:
         return None  # not (or no longer) paid: nothing to issue
-    if created:
-        order_payments_changed.send(sender=type(receipt), order_id=receipt.order_id)
     return receipt.number
 
 
@@ -28,11 +25,9 @@ def issue_credit_note(refund_id: str) -> str | None:
     from .services import credit_note_issue_for_refund
 
     try:
-        receipt, created = credit_note_issue_for_refund(refund_id=refund_id)
+        receipt, _created = credit_note_issue_for_refund(refund_id=refund_id)
     except Conflict:
         return None
-    if created:
-        order_payments_changed.send(sender=type(receipt), order_id=receipt.order_id)
     return receipt.number
 
 

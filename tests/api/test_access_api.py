@@ -31,6 +31,13 @@ def endpoints(order, payment):
             "/api/orders/payment/monitor-blockchain",
             {"order_id": str(order.id), "transaction_hash": HASH},
         ),
+        ("POST", f"/api/orders/{order.id}/confirm-delivery", None),
+        ("POST", f"/api/orders/{order.id}/dispute", {"reason": "x"}),
+        (
+            "POST",
+            f"/api/orders/{order.id}/resolve-dispute",
+            {"buyer_amount": "1", "seller_amount": "0"},
+        ),
     ]
 
 

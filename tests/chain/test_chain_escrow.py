@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def api(user) -> APIClient:  # type: ignore[no-untyped-def]
+    """A client speaking JSON, as the API does (a form body is 415)."""
     client = APIClient()
+    client.default_format = "json"
     client.force_authenticate(user)
     return client
 
@@ -91,7 +93,7 @@ def test_dispute_resolved_by_a_split(chain_env, buyer, seller, staff):
     order = chain_order(buyer, seller, "ETH", "1")
     payment = held_escrow(chain_env, order)
     url = f"/api/orders/{order.id}/dispute"
-    response = api(seller).post(url, {"reason": "not received"}, format="json")
+    response = api(seller).post(url, {"reason": "not received"})
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"] == "disputed"
@@ -117,6 +119,25 @@ def test_dispute_resolved_by_a_split(chain_env, buyer, seller, staff):
     assert payment.status == "partially_refunded" and payment.refunded_amount == Decimal("0.3")
     assert Order.objects.get(pk=order.id).status == "partially_refunded"
     assert chain_env.w3.eth.get_balance(chain_env.seller_wallet) - before == 7 * 10**17
+
+
+def test_admin_resolves_a_dispute_for_the_buyer_on_chain(chain_env, buyer, seller, staff, client):
+    order = chain_order(buyer, seller, "ETH", "1")
+    payment = held_escrow(chain_env, order)
+    assert api(buyer).post(f"/api/orders/{order.id}/dispute").status_code == 200  # no body
+    client.force_login(staff)
+    page = f"/admin/payments/paymenttransaction/{payment.id}/resolve-dispute/"
+    response = client.post(page, {"outcome": "refund", "note": "never delivered"})
+    assert response.status_code == 302
+    sent = ChainTransaction.objects.get(payment=payment, purpose="refund")
+    assert sent.from_address == chain_env.operator.lower()
+    settle(chain_env)
+
+    payment = PaymentTransaction.objects.get(pk=payment.id)
+    (refund,) = Refund.objects.filter(payment=payment)
+    assert refund.status == "succeeded" and refund.amount == Decimal("1")
+    assert payment.status == "refunded"
+    assert Order.objects.get(pk=order.id).status == "refunded"
 
 
 def test_partial_then_full_escrow_refund(chain_env, buyer, seller, staff):

@@ -14,7 +14,7 @@ from orders.errors import Conflict, ValidationFailed
 from orders.models import Order, OrderPaymentEvent
 from payments.chain_monitor import chain_poll, chain_poll_all
 from payments.chain_webhooks import sign
-from payments.models import PaymentTransaction
+from payments.models import PaymentTransaction, WebhookEvent
 from payments.providers.chain import client as rpc
 from payments.services import payment_claim_transaction
 from payments.webhooks import WebhookSignatureError, webhook_receive
@@ -240,6 +240,40 @@ def test_reorg_that_reincludes_the_transaction_moves_it_to_the_new_block(chain_e
     chain_env.poll()
     assert reload(payment).status == "confirmed"
     assert OrderPaymentEvent.objects.filter(payment_id=payment.id, action="confirm").count() == 1
+
+
+def test_webhook_through_the_endpoint_reads_the_signature_header(
+    chain_env, buyer, seller, settings, client, django_capture_on_commit_callbacks
+):
+    """End to end through POST /api/orders/payment/webhook: the view hands the request's
+    headers to the chain source, which reads X-Chain-Signature."""
+    settings.CHAIN_WEBHOOK_SECRET = "whsec-test"
+    payment = start_payment(chain_order(buyer, seller), "crypto")
+    chain_env.node.set_automine(False)
+    tx_hash = chain_env.send(chain_env.payer, chain_env.receiving, 5 * 10**17, gas=21000)
+    payment = claim(payment, tx_hash)
+    chain_env.node.mine(1)
+    body = json.dumps({"chain_id": chain_env.chain_id, "transaction_hashes": [tx_hash]}).encode()
+    url = "/api/orders/payment/webhook"
+
+    def post(signature: str | None):  # type: ignore[no-untyped-def]
+        headers = {} if signature is None else {"HTTP_X_CHAIN_SIGNATURE": signature}
+        return client.post(url, body, content_type="application/json", **headers)
+
+    for bad in (None, sign(body, "other-secret")):
+        response = post(bad)
+        assert response.status_code == 400 and response.json()["error"]["code"]
+    assert not WebhookEvent.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(sign(body, "whsec-test"))
+    assert response.status_code == 200 and response.json() == {
+        "received": True,
+        "duplicate": False,
+    }
+    (event,) = WebhookEvent.objects.all()
+    assert event.provider == "chain" and event.status == "processed"
+    assert reload(payment).block_number is not None
+    assert post(sign(body, "whsec-test")).json()["duplicate"] is True
 
 
 def test_webhook_hint_checks_the_named_transaction(

@@ -239,7 +239,8 @@ def test_verify_rejects_bad_input_with_a_code(db, params, code):
 def test_receipt_summaries_link_to_the_pdf(receipt, order):
     from receipts.selectors import receipt_summaries
 
-    [summary] = receipt_summaries(receipt.payment_id)
+    [summary] = receipt_summaries(payment_id=receipt.payment_id)
+    assert receipt_summaries(order_id=order.id) == [summary]
     assert summary["number"] == receipt.number and summary["amount"] == "100.00"
     assert summary["pdf_url"] == f"/api/receipts/{receipt.id}/pdf"
     client = APIClient()
