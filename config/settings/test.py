@@ -1,5 +1,7 @@
 """Test settings: PostgreSQL when DATABASE_URL is set, SQLite otherwise."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -18,3 +20,10 @@ STORAGES = {
 # Throttling is tested with its own low rates; everything else runs far below these.
 API_THROTTLE_RATES = dict.fromkeys(API_THROTTLE_RATES, "100000/minute")  # noqa: F405
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": API_THROTTLE_RATES}  # noqa: F405
+# On SQLite, a file rather than memory: Django's live server shares an in-memory database's
+# one connection between the test and server threads, so a request processed while the test
+# reads could interleave their transactions. With a file each thread has its own connection.
+if DATABASES["default"]["ENGINE"] == "config.db.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")  # noqa: F405
+    }
