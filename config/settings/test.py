@@ -18,3 +18,12 @@ STORAGES = {
 # Throttling is tested with its own low rates; everything else runs far below these.
 API_THROTTLE_RATES = dict.fromkeys(API_THROTTLE_RATES, "100000/minute")  # noqa: F405
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": API_THROTTLE_RATES}  # noqa: F405
+# The reliability suite SIGKILLs a worker: its unacknowledged tasks must come back within
+# seconds. kombu's Redis transport looks for them every interval x throttle seconds (10 x 10
+# by default); CELERY_UNACKED_RESTORE_INTERVAL sets the interval, the throttle is 1 here.
+if CELERY_BROKER_URL.startswith("redis"):  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": 1,
+    }
