@@ -40,7 +40,7 @@ class FaultProxy:
                         headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
                     )
                     try:
-                        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+                        with urllib.request.urlopen(request, timeout=30) as answer:
                             status, payload = answer.status, answer.read()
                     except urllib.error.HTTPError as exc:
                         status, payload = exc.code, exc.read()
@@ -86,4 +86,3 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(10)
-
