@@ -4,7 +4,8 @@
 seconds, so the request reaches the peer (the object is made) but a client with a shorter
 timeout gives up first. ``fail_next(n, status, forward=...)`` answers the next ``n`` requests
 with ``status``: with ``forward=True`` after the peer did the work (the answer is lost), with
-``forward=False`` without reaching the peer at all. ``requests`` counts what came in.
+``forward=False`` without reaching the peer at all; ``method="POST"`` lets other requests
+(reads) through untouched. ``requests`` counts what came in.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class FaultProxy:
         self.delay = delay
         self.release = threading.Event()
         self.requests = 0
-        self._failures: list[tuple[int, bool]] = []
+        self._failures: list[tuple[int, bool, str | None]] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -31,7 +32,9 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests += 1
-                    fault = proxy._failures.pop(0) if proxy._failures else None
+                    fault = next((f for f in proxy._failures if f[2] in (None, self.command)), None)
+                    if fault is not None:
+                        proxy._failures.remove(fault)
                 if fault is None or fault[1]:
                     request = urllib.request.Request(
                         proxy.target + self.path,
@@ -68,9 +71,11 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def fail_next(self, count: int, status: int = 500, *, forward: bool = False) -> None:
+    def fail_next(
+        self, count: int, status: int = 500, *, forward: bool = False, method: str | None = None
+    ) -> None:
         with self._lock:
-            self._failures.extend([(status, forward)] * count)
+            self._failures.extend([(status, forward, method)] * count)
 
     @property
     def pending_failures(self) -> int:
