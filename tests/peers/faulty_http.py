@@ -77,6 +77,10 @@ class FaultProxy:
         with self._lock:
             self._failures.extend([(status, forward, method)] * count)
 
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
     @property
     def pending_failures(self) -> int:
         with self._lock:
