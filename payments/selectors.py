@@ -190,8 +190,9 @@ def staff_may_refund(user: Any) -> bool:
 
 
 def user_may_update_status(user: Any) -> bool:
-    """Staff, or a service account holding ``payments.update_payment_status``."""
-    return bool(user.is_staff or user.has_perm("payments.update_payment_status"))
+    """Staff or a service account holding ``payments.update_payment_status`` (superusers
+    hold every permission): being staff alone is not enough to move money's state."""
+    return bool(user.is_active and user.has_perm("payments.update_payment_status"))
 
 
 def payment_get_for_user(user: Any, payment_id: UUID | str) -> PaymentTransaction:

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from orders.audit import Actor, record_event
 from orders.errors import Conflict, NotFound, ValidationFailed
+from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
 from payments.signals import order_payments_changed
 
@@ -60,6 +61,10 @@ def _issue(
     now = timezone.now()
     try:
         with transaction.atomic():
+            # The order first, as the payment services lock (order, then payment): the receipt
+            # row's foreign key takes a share lock on the payment, its audit row one on the
+            # order; the other way round it deadlocks with a refund applied meanwhile.
+            order_lock(payment.order_id)
             number = _sequence_next(kind, now.year)
             # Re-read under the sequence lock: a concurrent issue for the same payment has
             # committed by now, and the unique constraints catch anything else.

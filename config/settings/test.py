@@ -27,3 +27,13 @@ if DATABASES["default"]["ENGINE"] == "config.db.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")  # noqa: F405
     }
+
+# The reliability suite SIGKILLs a worker: its unacknowledged tasks must come back within
+# seconds. kombu's Redis transport looks for them every interval x throttle seconds (10 x 10
+# by default); CELERY_UNACKED_RESTORE_INTERVAL sets the interval, the throttle is 1 here.
+if CELERY_BROKER_URL.startswith("redis"):  # noqa: F405
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        "unacked_restore_throttle": 1,
+    }

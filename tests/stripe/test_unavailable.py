@@ -7,10 +7,6 @@ there), so these tests show that our own lookup before a retry is what prevents 
 
 from __future__ import annotations
 
-import threading
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from django.core.management import call_command
 
@@ -22,62 +18,10 @@ from payments.models import PaymentTransaction, Refund
 from payments.providers.stripe.reconcile import reconcile_stripe
 from payments.providers.stripe.webhook import StripeWebhookSource
 from payments.services import payment_create, payment_refund, payment_start
+from tests.peers.faulty_http import FaultProxy
 from tests.peers.localstripe import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-class SlowProxy:
-    """Forwards every request to ``target`` and holds the answer back ``delay`` seconds, so
-    the request reaches Stripe (the object is made) but the client times out first."""
-
-    def __init__(self, target: str, delay: float) -> None:
-        release = self.release = threading.Event()
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                request = urllib.request.Request(
-                    target + self.path,
-                    data=body,
-                    method=self.command,
-                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
-                )
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as answer:
-                        status, payload = answer.status, answer.read()
-                except urllib.error.HTTPError as exc:
-                    status, payload = exc.code, exc.read()
-                release.wait(delay)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    pass  # the client gave up long ago
-
-            do_GET = do_POST = do_DELETE = _forward
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> SlowProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
 
 
 def mine(localstripe, payment) -> list[dict]:
@@ -122,7 +66,7 @@ def test_slow_create_then_retry_finds_the_first_payment_intent(
     localstripe.reset()
     payment = payment_create(order_id=order.id, method="fiat", actor=actor)
     stripe_on.STRIPE_TIMEOUT = 1
-    with SlowProxy(localstripe.url, delay=5) as proxy:
+    with FaultProxy(localstripe.url, delay=5) as proxy:
         stripe_on.STRIPE_API_BASE = proxy.url
         with pytest.raises(ProviderUnavailable):
             payment_start(payment_id=payment.id, actor=actor)
@@ -142,7 +86,7 @@ def test_slow_create_settled_by_reconcile_command(stripe_on, localstripe, order,
     localstripe.reset()
     payment = payment_create(order_id=order.id, method="fiat", actor=actor)
     stripe_on.STRIPE_TIMEOUT = 1
-    with SlowProxy(localstripe.url, delay=5) as proxy:
+    with FaultProxy(localstripe.url, delay=5) as proxy:
         stripe_on.STRIPE_API_BASE = proxy.url
         with pytest.raises(ProviderUnavailable):
             payment_start(payment_id=payment.id, actor=actor)
@@ -177,7 +121,7 @@ def test_slow_refund_is_unknown_then_reconciled_without_refunding_twice(
     assert status_of(payment) == "confirmed"
 
     stripe_on.STRIPE_TIMEOUT = 1
-    with SlowProxy(localstripe.url, delay=5) as proxy:
+    with FaultProxy(localstripe.url, delay=5) as proxy:
         stripe_on.STRIPE_API_BASE = proxy.url
         with pytest.raises(ProviderUnavailable):
             payment_refund(order_id=order.id, actor=admin, amount="25.00")
