@@ -166,7 +166,7 @@ class PaymentStatusUpdateView(ApiView):
     @extend_schema(
         tags=[TAG],
         operation_id="payment_transaction_status_update",
-        summary="Set a payment's status (staff or holders of payments.update_payment_status)",
+        summary="Set a payment's status (holders of payments.update_payment_status)",
         request=PaymentStatusUpdateInputSerializer,
         responses={
             200: TransactionSerializer,
@@ -178,7 +178,7 @@ class PaymentStatusUpdateView(ApiView):
     def put(self, request: Request, transaction_id: str) -> Response:
         payment = payment_get_for_user(request.user, transaction_id)
         if not user_may_update_status(request.user):
-            raise deny("Only staff set payment statuses.")
+            raise deny("Setting a payment's status needs payments.update_payment_status.")
         data = PaymentStatusUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data

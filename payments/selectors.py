@@ -196,15 +196,16 @@ def user_may_update_status(user: Any) -> bool:
 
 
 def payment_get_for_user(user: Any, payment_id: UUID | str) -> PaymentTransaction:
-    """The payment if ``user`` may see its order (or may set payment statuses); otherwise
-    ``NotFound``, never revealing that it exists."""
+    """The payment if ``user`` may see its order (parties and staff, as for orders) or may set
+    payment statuses (a service account); otherwise ``NotFound``, never revealing that it
+    exists."""
     from django.core.exceptions import ValidationError
     from django.db.models import Q
 
     from orders.errors import NotFound
 
     qs = PaymentTransaction.objects.select_related("order")
-    if not user_may_update_status(user):
+    if not (user.is_staff or user_may_update_status(user)):
         qs = qs.filter(Q(order__buyer=user) | Q(order__seller=user))
     try:
         return qs.get(pk=payment_id)
