@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
-import hypothesis
-from hypothesis import HealthCheck
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from hypothesis import HealthCheck
 from rest_framework.authtoken.models import Token
 from schemathesis import checks as st_checks
 
@@ -41,7 +41,6 @@ CHECKS = [
     st_checks.response_schema_conformance,
     st_checks.negative_data_rejection,
 ]
-
 
 
 def checks_for(operation: Any) -> list[Any]:
