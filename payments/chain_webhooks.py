@@ -61,12 +61,16 @@ class ChainWebhookSource:
         secret = settings.CHAIN_WEBHOOK_SECRET
         if not secret:
             raise WebhookSignatureError("Chain webhooks are not enabled.", code="webhook_disabled")
-        parts = dict(p.split("=", 1) for p in _header(headers).split(",") if "=" in p)
+        header = _header(headers)
+        if not header.isascii():  # hmac.compare_digest raises TypeError on other characters
+            raise WebhookSignatureError("Malformed signature header.")
+        parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
         try:
             timestamp = int(parts.get("t", ""))
         except ValueError:
             raise WebhookSignatureError("Malformed signature header.") from None
-        if abs(time.time() - timestamp) > settings.CHAIN_WEBHOOK_TOLERANCE_SECONDS:
+        # in integers: a huge timestamp would overflow a float
+        if abs(int(time.time()) - timestamp) > settings.CHAIN_WEBHOOK_TOLERANCE_SECONDS:
             raise WebhookSignatureError("Stale signature.", code="stale_signature")
         expected = sign(body, secret, timestamp).split("v1=", 1)[1]
         if not hmac.compare_digest(expected, parts.get("v1", "")):

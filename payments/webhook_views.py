@@ -7,12 +7,15 @@ exception handler turns into the one error format (400); nothing is stored then.
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from orders.errors import ValidationFailed
 
 from .webhooks import webhook_receive
 
@@ -27,5 +30,9 @@ class PaymentWebhookView(APIView):
     # Described in the schema by config.api.schema_add_webhook (it has no serializer).
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
-        _event, created = webhook_receive(request._request.body, request._request.headers)
+        try:
+            body = request._request.body
+        except RequestDataTooBig:  # above DATA_UPLOAD_MAX_MEMORY_SIZE: the inbox's own answer
+            raise ValidationFailed("Webhook body too large.", code="payload_too_large") from None
+        _event, created = webhook_receive(body, request._request.headers)
         return Response({"received": True, "duplicate": not created})

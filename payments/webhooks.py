@@ -7,6 +7,7 @@ stored event. Nothing is stored without a valid signature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,6 +65,36 @@ def webhook_source_for(provider: str) -> WebhookSource:
     raise LookupError(f"No webhook source for {provider!r}.")
 
 
+MAX_PAYLOAD_DEPTH = 64
+
+
+def json_storage_problem(value: Any) -> str:
+    """Why a parsed JSON document cannot be stored as the inbox's payload ("" when it can):
+    nested deeper than MAX_PAYLOAD_DEPTH, a NUL character or an unpaired surrogate in a string
+    (neither PostgreSQL's jsonb nor UTF-8 holds them), or a number that is not finite (Python's
+    json accepts NaN, Infinity and 1e999)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            return f"nested deeper than {MAX_PAYLOAD_DEPTH}"
+        if isinstance(item, dict):
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "an unpaired surrogate"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number that is not finite"
+    return ""
+
+
 def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
     """Verify and store an incoming webhook; return (event, created). A duplicate is stored
     once and not processed again."""
@@ -84,6 +115,9 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
             message=exc.message,
         )
         raise
+    problem = json_storage_problem(verified.payload)
+    if problem:
+        raise ValidationFailed(f"The event cannot be stored: {problem}.", code="invalid_payload")
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from orders.api import error_responses
 from orders.errors import NotFound, ValidationFailed
 from orders.money import format_amount
 
@@ -20,7 +21,15 @@ from .services import receipt_verify
 
 
 class ReceiptPdfApi(APIView):
-    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY}, tags=["receipts"])
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            **error_responses(
+                404, e404="`receipt_not_found` (also for others' receipts), `receipt_not_ready`."
+            ),
+        },
+        tags=["receipts"],
+    )
     def get(self, request: Request, receipt_id: str) -> FileResponse:
         receipt = receipt_get_for_user(request.user, receipt_id)
         if not receipt.pdf:
@@ -83,14 +92,16 @@ class ReceiptVerifyApi(APIView):
             OpenApiParameter("number", str, required=True),
             OpenApiParameter("sha256", str, required=True),
         ],
-        responses=VerifyOutputSerializer,
+        responses={200: VerifyOutputSerializer, **error_responses(400, 429)},
         tags=["receipts"],
     )
     def get(self, request: Request) -> Response:
         return self._answer(request.query_params)
 
     @extend_schema(
-        request=VerifyInputSerializer, responses=VerifyOutputSerializer, tags=["receipts"]
+        request=VerifyInputSerializer,
+        responses={200: VerifyOutputSerializer, **error_responses(400, 415, 429)},
+        tags=["receipts"],
     )
     def post(self, request: Request) -> Response:
         return self._answer(request.data)

@@ -10,6 +10,7 @@ app_name = "receipts"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/receipts/verify", ReceiptVerifyApi.as_view(), name="verify"),
-    path("api/receipts/<uuid:receipt_id>/pdf", ReceiptPdfApi.as_view(), name="pdf"),
+    # Any string: a malformed id is a 404 in the one error format (the selector), not HTML.
+    path("api/receipts/<str:receipt_id>/pdf", ReceiptPdfApi.as_view(), name="pdf"),
     path("api/analytics/payments", PaymentAnalyticsApi.as_view(), name="analytics"),
 ]

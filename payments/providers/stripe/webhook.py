@@ -82,6 +82,8 @@ class StripeWebhookSource:
                 "Stripe webhooks are not configured.", code="webhook_not_configured"
             )
         header = _header(headers, SIGNATURE_HEADER) or ""
+        if not header.isascii():  # Stripe's comparison raises TypeError on other characters
+            raise WebhookSignatureError("The signature header is not ASCII.")
         stamp = TIMESTAMP_RE.search(header)
         if stamp is None:
             raise WebhookSignatureError("The signature header has no timestamp.")
@@ -107,7 +109,8 @@ class StripeWebhookSource:
             isinstance(payload, dict)
             and isinstance(payload.get("id"), str)
             and isinstance(payload.get("type"), str)
-            and isinstance((payload.get("data") or {}).get("object"), dict)
+            and isinstance(payload.get("data"), dict)
+            and isinstance(payload["data"].get("object"), dict)
         ):
             raise ValidationFailed("The event has no id, type or object.", code="invalid_payload")
         return VerifiedEvent(self.provider, payload["id"], payload["type"], payload)
