@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: run test install lint migrate check peers
 
 include make/contracts.mk
+include make/bench.mk
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

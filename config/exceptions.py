@@ -84,3 +84,27 @@ def _audit_denial(exc: Exception, context: dict[str, Any]) -> None:
             "code": str(getattr(getattr(exc, "detail", ""), "code", "permission_denied")),
         },
     )
+
+
+def _wants_api_error(request: Any) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found_view(request: Any, exception: Exception | None = None) -> Any:
+    """404 for a URL no route matches: the one error format under /api/, HTML elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if _wants_api_error(request):
+        return JsonResponse(error_body("not_found", "No such resource."), status=404)
+    return page_not_found(request, exception)
+
+
+def server_error_view(request: Any) -> Any:
+    """500: the one error format under /api/ (no details leak), HTML elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error
+
+    if _wants_api_error(request):
+        return JsonResponse(error_body("server_error", "Something went wrong."), status=500)
+    return server_error(request)

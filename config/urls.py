@@ -10,3 +10,6 @@ urlpatterns = [
     path("", include("receipts.urls")),
     path("", include("config.api_urls")),
 ]
+
+handler404 = "config.exceptions.not_found_view"
+handler500 = "config.exceptions.server_error_view"

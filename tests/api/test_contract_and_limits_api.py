@@ -121,3 +121,13 @@ def test_error_body_shape_is_the_same_everywhere(buyer_api, order):
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
     assert body["error"]["details"]["payment_method"][0]["code"] == "required"
     assert json.loads(io.BytesIO(r.content).read())
+
+
+@pytest.mark.django_db
+def test_unknown_api_urls_answer_in_the_error_format(client):
+    for path in ("/api/nowhere", "/api/orders/not-a-uuid/confirm-delivery"):
+        response = client.post(path, data={}, content_type="application/json")
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "not_found"
+    assert client.get("/not-api").status_code == 404  # the HTML page outside /api/
