@@ -394,3 +394,9 @@ CHAINS = [
     #   "tokens": [...], "operator_key_env": "POLYGON_OPERATOR_KEY", ...}]
     *env.json("CHAINS_JSON", default=[]),
 ]
+
+# --- performance ----------------------------------------------------------------------------
+#: With persistent connections (CONN_MAX_AGE > 0; production's default), check a reused
+#: connection once at the start of each request, so a database restart or a killed backend
+#: costs one reconnect rather than one failed request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
