@@ -48,6 +48,13 @@ from .services import (
 from .throttling import PaymentRateThrottle
 
 TAG = "payments"
+#: The 422 of an endpoint whose provider call follows the commit of its row.
+PROVIDER_REJECTED_422 = (
+    "`idempotency_key_reused`; or the provider refused after the payment or refund was "
+    "written: the provider's own code (e.g. `card_declined`, `wrong_recipient`), with "
+    "`details.transaction_id` or `details.refund_id`. Kept for the Idempotency-Key: a retry "
+    "with the same key replays it and writes nothing."
+)
 
 
 def request_actor(request: Request, *, admin: bool = False) -> Actor:
@@ -137,6 +144,7 @@ class PaymentTransactionCreateView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e409="`order_not_payable`, `payment_in_progress`, `nothing_outstanding`, "
                 "`transaction_hash_already_used`, `idempotency_key_in_use`.",
             ),
@@ -211,6 +219,7 @@ class PaymentRetryView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e409="`not_retryable`, `idempotency_key_in_use`.",
             ),
         },
@@ -248,6 +257,7 @@ class PaymentRefundView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e409="`refund_exceeds_paid`, `not_refundable`, `idempotency_key_in_use`.",
             ),
         },
@@ -291,6 +301,7 @@ class MonitorBlockchainView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e400="`invalid_transaction_hash`, `not_a_chain_payment`, field errors, ...",
                 e409="`transaction_hash_already_used`, `transaction_hash_mismatch`, "
                 "`idempotency_key_in_use`.",

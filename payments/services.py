@@ -19,6 +19,7 @@ from orders.errors import (
     Conflict,
     InvalidTransition,
     NotFound,
+    ProviderRejected,
     ProviderUnavailable,
     ValidationFailed,
 )
@@ -402,6 +403,7 @@ def payment_start(*, payment_id: UUID, actor: Actor) -> ProviderResult:
     """Ask the provider to open the payment; call after the payment row has committed.
 
     A timeout or 5xx leaves the payment ``unknown`` and raises ``ProviderUnavailable`` (502);
+    a refusal fails the payment and raises ``ProviderRejected`` (422, the provider's code);
     the provider's idempotency key (derived from the payment id) makes a repeat call safe.
     """
     payment = payment_get(payment_id)
@@ -430,7 +432,7 @@ def payment_start(*, payment_id: UUID, actor: Actor) -> ProviderResult:
                 Outcome.FAILED, error_code=exc.code, error_message=str(exc), failure_kind=exc.kind
             ),
         )
-        raise ValidationFailed(
+        raise ProviderRejected(
             str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
         ) from exc
     payment_apply_result(payment_id=payment.id, actor=actor, result=result)
@@ -609,7 +611,9 @@ def payment_claim_transaction(
     except ProviderUnavailableError as exc:
         raise ProviderUnavailable(str(exc)) from exc
     except ProviderError as exc:
-        raise ValidationFailed(str(exc), code=exc.code) from exc
+        raise ProviderRejected(
+            str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
+        ) from exc
     try:
         return payment_apply_result(
             payment_id=payment.id, result=result, actor=actor, details={"transaction_hash": tx_hash}
@@ -703,7 +707,7 @@ def refund_send(*, refund_id: UUID, actor: Actor) -> ProviderResult:
             actor=actor,
             result=ProviderResult(Outcome.FAILED, error_code=exc.code, error_message=str(exc)),
         )
-        raise ValidationFailed(
+        raise ProviderRejected(
             str(exc), code=exc.code, details={"refund_id": str(refund.id)}
         ) from exc
     refund_apply_result(refund_id=refund.id, actor=actor, result=result)
