@@ -41,7 +41,7 @@ from .services import (
     payment_claim_transaction,
     payment_create,
     payment_refund,
-    payment_retry,
+    payment_retry_start,
     payment_start,
     payment_update_status,
 )
@@ -231,11 +231,11 @@ class PaymentRetryView(ApiView):
             raise deny("Only the buyer retries a payment.")
         data = PaymentRetryInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor = request_actor(request)
-        payment = payment_retry(
-            order_id=order.id, actor=actor, method=data.validated_data.get("payment_method")
+        payment, result = payment_retry_start(
+            order_id=order.id,
+            actor=request_actor(request),
+            method=data.validated_data.get("payment_method"),
         )
-        result = payment_start(payment_id=payment.id, actor=actor)
         return payment_created_response(payment, result)
 
 

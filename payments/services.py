@@ -577,6 +577,16 @@ def payment_retry(*, order_id: UUID, actor: Actor, method: str | None = None) ->
         )
 
 
+def payment_retry_start(
+    *, order_id: UUID, actor: Actor, method: str | None = None
+) -> tuple[PaymentTransaction, ProviderResult]:
+    """Retry (``payment_retry``: the new attempt's row commits) and open the new attempt with
+    its provider (``payment_start``). A refusal or timeout of the provider raises as
+    ``payment_start`` does, with the new attempt's id in ``details.transaction_id``."""
+    payment = payment_retry(order_id=order_id, actor=actor, method=method)
+    return payment, payment_start(payment_id=payment.id, actor=actor)
+
+
 def payment_claim_transaction(
     *, payment_id: UUID, transaction_hash: str, chain_id: int | None, actor: Actor
 ) -> PaymentTransaction:
