@@ -42,8 +42,8 @@ from .services import (
     payment_create,
     payment_refund,
     payment_retry_start,
+    payment_set_status,
     payment_start,
-    payment_update_status,
 )
 from .throttling import PaymentRateThrottle
 
@@ -174,12 +174,28 @@ class PaymentStatusUpdateView(ApiView):
     @extend_schema(
         tags=[TAG],
         operation_id="payment_transaction_status_update",
-        summary="Set a payment's status (holders of payments.update_payment_status)",
+        summary="Set a payment's status (holders of payments.update_payment_status); "
+        "`cancelled` cancels with the provider first; `confirmed`, `failed` and `expired` of "
+        "an open card or chain payment are its provider's (409 `status_owned_by_provider`)",
+        description="`cancelled` is sent to the provider first (a PaymentIntent is cancelled "
+        "so it can no longer be confirmed); the answer shows the state the provider reported. "
+        "An open payment backed by a provider (Stripe, chain, escrow) becomes `confirmed`, "
+        "`failed` or `expired` only through that provider (verification, finality, webhooks): "
+        "409 `status_owned_by_provider`.",
         request=PaymentStatusUpdateInputSerializer,
         responses={
             200: TransactionSerializer,
             **error_responses(
-                400, 403, 404, 409, 413, 415, e409="`invalid_transition`: no legal transition."
+                400,
+                403,
+                404,
+                409,
+                413,
+                415,
+                422,
+                502,
+                e409="`invalid_transition`: no legal transition; `status_owned_by_provider`.",
+                e422="The provider refused the cancellation (its own code).",
             ),
         },
     )
@@ -190,7 +206,7 @@ class PaymentStatusUpdateView(ApiView):
         data = PaymentStatusUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        payment = payment_update_status(
+        payment = payment_set_status(
             payment_id=payment.id,
             status=v["status"],
             reason=v["reason"],

@@ -539,6 +539,43 @@ def payment_update_status(
     return payment
 
 
+#: Providers with no outside party keeping the payment's state (staff may set any state).
+MANUAL_PROVIDERS = frozenset({"dummy"})
+#: States a provider-backed open payment reaches only through its provider (card: Stripe's
+#: PaymentIntent; chain: verification and finality; expiry: the provider is cancelled first).
+PROVIDER_OWNED_STATES = frozenset({P.CONFIRMED, P.FAILED, P.EXPIRED})
+
+
+def payment_set_status(
+    *,
+    payment_id: UUID,
+    status: str,
+    actor: Actor,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> PaymentTransaction:
+    """Staff setting a payment's status by hand. ``cancelled`` cancels with the provider first
+    (``payment_cancel``); ``confirmed``, ``failed`` and ``expired`` on an open payment belong to
+    its provider (409 ``status_owned_by_provider``) unless the provider is a manual one; other
+    states go through ``payment_update_status``."""
+    if status == P.CANCELLED:
+        return payment_cancel(payment_id=payment_id, actor=actor, reason=reason)
+    payment = payment_get(payment_id)
+    if (
+        status in PROVIDER_OWNED_STATES
+        and payment.status in OPEN_STATES
+        and payment.provider not in MANUAL_PROVIDERS
+    ):
+        raise Conflict(
+            f"A {payment.provider} payment becomes {status} through its provider only.",
+            code="status_owned_by_provider",
+            details={"provider": payment.provider, "status": payment.status, "to_state": status},
+        )
+    return payment_update_status(
+        payment_id=payment_id, status=status, actor=actor, reason=reason, details=details
+    )
+
+
 def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> PaymentTransaction:
     """Cancel an open payment with its provider, then locally."""
     payment = payment_get(payment_id)
@@ -551,6 +588,10 @@ def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> Payme
         result = get_provider(payment.provider).cancel_payment(payment_data(payment))
     except ProviderUnavailableError as exc:
         raise ProviderUnavailable(str(exc)) from exc
+    except ProviderError as exc:  # e.g. the PaymentIntent succeeded meanwhile: nothing changes
+        raise ProviderRejected(
+            str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
+        ) from exc
     return payment_apply_result(
         payment_id=payment.id, result=result, actor=actor, details={"reason": reason}
     )
