@@ -863,7 +863,32 @@ def payment_close_dispute(
         elif outcome == "released":
             payment_transition(payment, "release_after_dispute", actor=actor, details=info)
         else:
-            room = payment.amount - payment.refunded_amount
+            # The buyer got the whole amount back through the dispute: refunds not settled yet
+            # are superseded (failed, never sent again), and the dispute's refund covers what
+            # the succeeded ones did not.
+            for pending in Refund.objects.select_for_update().filter(
+                payment=payment, status__in=(RefundStatus.PENDING, RefundStatus.UNKNOWN)
+            ):
+                before = pending.status
+                pending.payment = payment
+                apply_transition(
+                    pending,
+                    "fail",
+                    args=("superseded: the dispute was lost",),
+                    actor=actor,
+                    order_id=payment.order_id,
+                    entity="refund",
+                    payment_id=payment.id,
+                    refund_id=pending.id,
+                    details={**info, "superseded_by": "dispute"},
+                )
+                _announce_refund(pending, before)
+            succeeded = add(
+                *Refund.objects.filter(payment=payment, status=RefundStatus.SUCCEEDED).values_list(
+                    "amount", flat=True
+                )
+            )
+            room = payment.amount - succeeded
             if room > 0:
                 refund = Refund.objects.create(
                     payment=payment, amount=room, currency=payment.currency, reason="dispute lost"
