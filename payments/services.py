@@ -5,6 +5,7 @@ audit event and re-synchronises the order."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -738,10 +739,29 @@ def payment_refund(
     return refund
 
 
-def refund_send(*, refund_id: UUID, actor: Actor) -> ProviderResult:
+#: ``Refund.provider_status`` while the refund's provider call is in flight (set under the row
+#: lock before the call, replaced by the provider's own status when it answers).
+REFUND_SENDING = "sending"
+
+
+def refund_send(
+    *, refund_id: UUID, actor: Actor, resume_idle_since: datetime | None = None
+) -> ProviderResult:
+    """Send a pending refund to its provider, once: under the refund's row lock it must have no
+    provider reference and not be in flight, and is marked ``sending`` before the call (a
+    second caller gets 409 ``refund_already_sent``). ``resume_idle_since``: the sweeper sends
+    again a refund whose call died in flight, if the row has not changed since then (the
+    provider's idempotency key makes the repeat safe)."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        in_flight = refund.provider_status == REFUND_SENDING and (
+            resume_idle_since is None or refund.updated_at > resume_idle_since
+        )
+        if refund.status != RefundStatus.PENDING or refund.provider_reference or in_flight:
+            raise Conflict("The refund has been sent already.", code="refund_already_sent")
+        refund.provider_status = REFUND_SENDING
+        refund.save(update_fields=["provider_status", "updated_at"])
     refund = Refund.objects.select_related("payment__order__buyer").get(pk=refund_id)
-    if refund.status != RefundStatus.PENDING:
-        raise Conflict("The refund has been sent already.", code="refund_already_sent")
     provider = get_provider(refund.payment.provider)
     try:
         result = provider.refund(refund_data(refund))

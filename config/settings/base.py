@@ -394,3 +394,8 @@ CHAINS = [
     #   "tokens": [...], "operator_key_env": "POLYGON_OPERATOR_KEY", ...}]
     *env.json("CHAINS_JSON", default=[]),
 ]
+
+# --- refund sweeper -------------------------------------------------------------------------
+#: Pending refunds with no provider reference, untouched this long, are reconciled with the
+#: provider or sent by ``payments.sweep_pending_refunds``.
+REFUND_SWEEP_AFTER = timedelta(minutes=env.int("REFUND_SWEEP_AFTER_MINUTES", default=10))
