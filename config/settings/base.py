@@ -324,6 +324,17 @@ LOG_REDACT_NAMES = [
     "EMAIL_HOST_PASSWORD",
     "METRICS_TOKEN",
     "DATABASE_URL",
+    "PAYOUT_WALLET_KEY",
+    "CHAIN_WEBHOOK_SECRET",
+    "CHAIN_RPC_URL",  # a provider's RPC URL often carries its API key
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "CHAINS_JSON",
+    "RECEIPTS_STORAGE_OPTIONS",
+    # Structured: only their secret fields (each chain's rpc_url, operator_key, payout_key and
+    # the variables its *_key_env names; the storage's keys and URLs).
+    "CHAINS",
+    "STORAGES",
 ]
 LOGGING["filters"] = {
     "context": {"()": "ops.logging.ContextFilter"},
