@@ -187,6 +187,24 @@ def test_pdf_download_for_buyer_seller_and_staff(receipt, order, staff, who):
     assert receipt.number in response["Content-Disposition"]
 
 
+def test_pdf_missing_from_storage_is_404_not_ready_and_rendered_again(
+    receipt, order, django_capture_on_commit_callbacks
+):
+    receipt.pdf.storage.delete(receipt.pdf.name)
+    client = APIClient()
+    client.force_authenticate(order.buyer)
+    with django_capture_on_commit_callbacks(execute=True) as enqueued:
+        response = client.get(f"/api/receipts/{receipt.id}/pdf")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "receipt_not_ready"
+    assert len(enqueued) == 1  # the re-render was enqueued (run eagerly here)
+    rendered = PaymentReceipt.objects.get(pk=receipt.pk)
+    assert rendered.pdf.storage.exists(rendered.pdf.name) and rendered.sha256 == receipt.sha256
+    again = client.get(f"/api/receipts/{receipt.id}/pdf")
+    assert again.status_code == 200
+    assert hashlib.sha256(b"".join(again.streaming_content)).hexdigest() == receipt.sha256
+
+
 def test_pdf_is_404_for_strangers_and_401_anonymous(receipt):
     client = APIClient()
     assert client.get(f"/api/receipts/{receipt.id}/pdf").status_code == 401
