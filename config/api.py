@@ -27,7 +27,12 @@ from orders.models import Order
 from orders.money import format_amount
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_create
-from payments.api import payment_begin, payment_created_response, request_actor
+from payments.api import (
+    PROVIDER_REJECTED_422,
+    payment_begin,
+    payment_created_response,
+    request_actor,
+)
 from payments.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.models import PAID_STATES, PaymentTransaction
 from payments.selectors import (
@@ -155,6 +160,7 @@ class OrderListCreateView(ApiView):
                 e400="`unknown_seller`, `buyer_is_seller`, `invalid_amount`, `unknown_currency`, "
                 "`unknown_method`, field errors, ...",
                 e409="`idempotency_key_in_use`.",
+                e422=PROVIDER_REJECTED_422,
             ),
         },
     )
