@@ -379,9 +379,11 @@ def _fetch_receipts(
 
 
 def _savepoint_apply(payment_id: Any, result: ProviderResult, actor: Actor, **kw: Any) -> bool:
+    """Apply a result; a transaction hash another payment holds flags this one instead.
+    ``payment_apply_result`` is atomic itself: inside the pass's chunk it is a savepoint, which
+    a unique-hash violation rolls back alone."""
     try:
-        with transaction.atomic():
-            payment_apply_result(payment_id=payment_id, result=result, actor=actor, **kw)
+        payment_apply_result(payment_id=payment_id, result=result, actor=actor, **kw)
         return True
     except IntegrityError:
         with transaction.atomic():

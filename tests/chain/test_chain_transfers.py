@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from orders.audit import Actor
@@ -156,3 +157,22 @@ def test_a_pass_failing_midway_is_safe_to_run_again(chain_env, buyer, seller, mo
     for p in payments:
         assert reload(p).status == "confirmed" and events(p, "confirm") == 1
     assert ChainCursor.objects.get(chain_id=chain_env.chain_id).block_number > cursor
+
+
+def test_a_hash_held_by_another_payment_flags_and_keeps_the_chunk_usable(chain_env, buyer, seller):
+    first = start_payment(chain_order(buyer, seller, "ETH", "0.1"), "crypto")
+    second = start_payment(chain_order(buyer, seller, "ETH", "0.1"), "crypto")
+    (tx_hash,) = chain_env.send_requests(first)
+    payment_claim_transaction(
+        payment_id=first.id, transaction_hash=tx_hash, chain_id=None, actor=Actor.for_user(buyer)
+    )
+    result = chain_monitor.ProviderResult(
+        chain_monitor.Outcome.PROCESSING, fields={"transaction_hash": tx_hash}
+    )
+    actor = Actor.for_job("test")
+    with transaction.atomic():  # as inside one chunk of a pass
+        assert not chain_monitor._savepoint_apply(second.id, result, actor)
+        assert PaymentTransaction.objects.filter(transaction_hash=tx_hash).count() == 1
+    second = reload(second)
+    assert second.transaction_hash is None and second.status == "pending"
+    assert second.review_reasons[0]["reason"] == "transaction_hash_conflict"
