@@ -79,6 +79,19 @@ CHUNK_SIZE = 500
 #: timestamp (node and server clocks differ; block timestamps are whole seconds)
 MATCH_CLOCK_SKEW = timedelta(seconds=120)
 T = TypeVar("T")
+#: what a claimed transaction's mining sets on its payment (bulk-updated when nothing else moves)
+POSITION_FIELDS = frozenset(
+    {
+        "transaction_hash",
+        "chain_id",
+        "sender_address",
+        "block_number",
+        "block_hash",
+        "confirmations",
+        "gas_used",
+        "effective_gas_price",
+    }
+)
 
 
 @dataclass
@@ -97,6 +110,8 @@ class PassReport:
     #: because more than one open payment could be the one they pay
     matched: int = 0
     ambiguous: int = 0
+    #: seconds spent applying what was read (the database side of the pass)
+    apply_seconds: float = 0.0
     http_requests: int = 0
     rpc_calls: int = 0
     methods: dict[str, int] = field(default_factory=dict)
@@ -266,6 +281,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     #    and the next pass re-reads the same range: every step is idempotent by the payment's
     #    own row (locked transitions from its current status; a transaction hash pays one
     #    payment; chain refunds by their log reference), so a re-run never credits twice.
+    applying = time.perf_counter()
     _apply_reorg(chain, report, mined, ct_mined, canonical, changed, start)
     _apply_awaiting(chain, head, awaiting, found, report)
     _apply_logs(chain, head, final_to, logs, found, report)
@@ -283,6 +299,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         }
         cursor.save()
         report.cursor = new_cursor
+    report.apply_seconds = time.perf_counter() - applying
 
 
 def _receiving_addresses(chain: ChainConfig) -> list[str]:
@@ -500,9 +517,31 @@ def _apply_awaiting(
             return
         if result.outcome == Outcome.SUCCEEDED:
             result.outcome, result.raw_status = Outcome.PROCESSING, "mined"  # confirm next pass
+        if _position_only(p, result):
+            # already processing (claimed in the pool), nothing to flag: only where it was
+            # mined changes. One conditional UPDATE: it applies only if the row is still as
+            # read (else the next pass sees it again, through the service).
+            _watched(chain).filter(
+                pk=p.pk, status=P.PROCESSING, transaction_hash=h, block_number__isnull=True
+            ).update(**result.fields, provider_status=result.raw_status[:64], updated_at=now)
+            return
         _savepoint_apply(p.id, result, actor)
 
     _in_chunks(awaiting, apply)
+
+
+def _position_only(p: PaymentTransaction, result: ProviderResult) -> bool:
+    """Would ``payment_apply_result`` only record fields? (no transition, no flag, no new
+    provider data, and only fields a mined transaction sets)"""
+    return (
+        p.status == P.PROCESSING
+        and result.outcome == Outcome.PROCESSING
+        and not result.review_flags
+        and not result.failure_kind
+        and all(p.provider_data.get(k) is not None for k in result.data)
+        and set(result.fields) <= POSITION_FIELDS
+        and result.fields.get("transaction_hash", p.transaction_hash) == p.transaction_hash
+    )
 
 
 def _apply_logs(
