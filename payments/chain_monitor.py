@@ -6,10 +6,13 @@ Its cost grows with new blocks, not with pending payments:
 2. re-read the hashes of the last K blocks (and of the blocks holding mined, unconfirmed
    transactions) in ONE batched request; a changed hash is a reorg: the payments in it go back
    to pending (flagged ``reorg``), never forward;
-3. one ``eth_getLogs`` over the blocks not yet final for the escrow contract;
+3. one ``eth_getLogs`` request over the blocks not yet final: the escrow contract's events and
+   the accepted tokens' ``Transfer`` events to our receiving addresses (unclaimed token
+   payments are matched by exact token, amount and time window; ambiguous ones go to staff);
 4. batched receipts only for claimed transactions not yet mined (and platform-sent ones);
-5. confirm what has its confirmations and whose block hash re-checked; store the cursor in the
-   same transaction as the payments it moved.
+5. confirm what has its confirmations and whose block hash re-checked. Results are applied in
+   chunks, each its own transaction; the cursor is stored by the pass's last transaction, so
+   a pass failing midway is re-run from the same cursor (every step is idempotent).
 
 Events of the escrow contract are applied only once final (``required_confirmations`` deep);
 a deposit seen earlier shows the payment as ``processing``.
