@@ -6,10 +6,13 @@ Its cost grows with new blocks, not with pending payments:
 2. re-read the hashes of the last K blocks (and of the blocks holding mined, unconfirmed
    transactions) in ONE batched request; a changed hash is a reorg: the payments in it go back
    to pending (flagged ``reorg``), never forward;
-3. one ``eth_getLogs`` over the blocks not yet final for the escrow contract;
+3. one ``eth_getLogs`` request over the blocks not yet final: the escrow contract's events and
+   the accepted tokens' ``Transfer`` events to our receiving addresses (unclaimed token
+   payments are matched by exact token, amount and time window; ambiguous ones go to staff);
 4. batched receipts only for claimed transactions not yet mined (and platform-sent ones);
-5. confirm what has its confirmations and whose block hash re-checked; store the cursor in the
-   same transaction as the payments it moved.
+5. confirm what has its confirmations and whose block hash re-checked. Results are applied in
+   chunks, each its own transaction; the cursor is stored by the pass's last transaction, so
+   a pass failing midway is re-run from the same cursor (every step is idempotent).
 
 Events of the escrow contract are applied only once final (``required_confirmations`` deep);
 a deposit seen earlier shows the payment as ``processing``.
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -70,6 +75,26 @@ CHAIN_METHODS = (PaymentMethod.CRYPTO, PaymentMethod.ESCROW)
 WATCHED = (P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED)
 REBROADCAST_AFTER = timedelta(seconds=60)
 MAX_BACKOFF_SECONDS = 600
+#: payments applied per database transaction: each chunk commits on its own, the cursor with
+#: the pass's last transaction (see ``_poll``)
+CHUNK_SIZE = 500
+#: a Transfer found in the logs pays a payment created up to this long after its block's
+#: timestamp (node and server clocks differ; block timestamps are whole seconds)
+MATCH_CLOCK_SKEW = timedelta(seconds=120)
+T = TypeVar("T")
+#: what a claimed transaction's mining sets on its payment (bulk-updated when nothing else moves)
+POSITION_FIELDS = frozenset(
+    {
+        "transaction_hash",
+        "chain_id",
+        "sender_address",
+        "block_number",
+        "block_hash",
+        "confirmations",
+        "gas_used",
+        "effective_gas_price",
+    }
+)
 
 
 @dataclass
@@ -84,6 +109,12 @@ class PassReport:
     moved_back: int = 0
     events: int = 0
     expired: int = 0
+    #: unclaimed token payments found by their Transfer log, and transfers left to staff
+    #: because more than one open payment could be the one they pay
+    matched: int = 0
+    ambiguous: int = 0
+    #: seconds spent applying what was read (the database side of the pass)
+    apply_seconds: float = 0.0
     http_requests: int = 0
     rpc_calls: int = 0
     methods: dict[str, int] = field(default_factory=dict)
@@ -181,6 +212,15 @@ def _watched(chain: ChainConfig):  # type: ignore[no-untyped-def]
     )
 
 
+def _in_chunks(items: Sequence[T], apply: Callable[[T], None]) -> None:
+    """Apply ``items`` in order, ``CHUNK_SIZE`` per database transaction. A failing item rolls
+    back its chunk only; the exception ends the pass (earlier chunks stay committed)."""
+    for offset in range(0, len(items), CHUNK_SIZE):
+        with transaction.atomic():
+            for item in items[offset : offset + CHUNK_SIZE]:
+                apply(item)
+
+
 def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> None:
     head = client.block_number()
     target = max(0, head - chain.lag)
@@ -196,7 +236,9 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
 
     mined = list(_watched(chain).filter(block_number__isnull=False))
     awaiting = list(
-        _watched(chain).filter(transaction_hash__isnull=False, block_number__isnull=True)
+        _watched(chain)
+        .filter(transaction_hash__isnull=False, block_number__isnull=True)
+        .select_related("order", "order__buyer")  # payment_data() reads both
     )
     sent = list(CT.objects.filter(chain_id=chain.chain_id, status=CT.Status.SENT))
     ct_mined = list(CT.objects.filter(chain_id=chain.chain_id, status=CT.Status.MINED))
@@ -205,7 +247,9 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     window_low = max(0, target - chain.reorg_window + 1)
     heights = set(recent) | set(range(max(window_low, 0), target + 1))
     heights |= {int(p.block_number) for p in mined} | {int(t.block_number) for t in ct_mined}
-    canonical = client.block_hashes(sorted(heights))
+    headers = client.block_headers(sorted(heights))
+    canonical = {h: (v[0] if v else None) for h, v in headers.items()}
+    times = {h: v[1] for h, v in headers.items() if v}
     changed = sorted(h for h, v in recent.items() if canonical.get(h) != v)
     if changed:
         report.reorg_at = changed[0]
@@ -214,35 +258,42 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     to = min(target, start + chain.max_blocks_per_pass)
     report.from_block, report.to_block = start + 1, to
 
-    # 3. one eth_getLogs over the blocks not yet final
-    logs: list[rpc.DecodedLog] = []
-    if chain.escrow_contract and to > start:
-        raw_logs = client.get_logs(
-            start + 1, to, [{"address": chain.escrow_contract, "topics": [rpc.ESCROW_TOPICS]}]
+    # 3. one eth_getLogs request over the blocks not yet final: the escrow contract's events and
+    #    the accepted tokens' Transfers to our receiving addresses (two filters, one batch)
+    logs, transfers = _read_logs(chain, client, start, to, canonical)
+    if transfers:
+        claimed = set(
+            PaymentTransaction.objects.filter(
+                transaction_hash__in={d.transaction_hash for d in transfers}
+            ).values_list("transaction_hash", flat=True)
         )
-        for raw in raw_logs:
-            decoded = rpc.decode_log(raw)
-            if decoded is None or decoded.removed:
-                continue
-            known = canonical.get(decoded.block_number)
-            if known is not None and known != decoded.block_hash:
-                continue  # reorged between the two reads: next pass
-            logs.append(decoded)
-        logs.sort(key=lambda d: (d.block_number, d.log_index))
+        transfers = [d for d in transfers if d.transaction_hash not in claimed]
+        older = sorted({d.block_number for d in transfers} - set(times))
+        if older:  # catching up below the reorg window: their timestamps, in one batch
+            times |= {h: v[1] for h, v in client.block_headers(older).items() if v}
 
-    # 4. batched receipts: claimed and not mined, platform-sent, newly seen deposits
-    deposit_hashes = sorted({d.transaction_hash for d in logs if d.name == "Deposited"})
-    found = _fetch_receipts(client, awaiting, sent, deposit_hashes)
+    # 4. batched receipts: claimed and not mined, platform-sent, newly seen deposits and
+    #    transfers
+    extra = {d.transaction_hash for d in logs if d.name == "Deposited"}
+    extra |= {d.transaction_hash for d in transfers}
+    found = _fetch_receipts(client, awaiting, sent, sorted(extra))
 
-    # 5. apply, and store the cursor, in one transaction
+    # 5. apply, in chunks of CHUNK_SIZE payments, each chunk its own transaction. The cursor
+    #    means "every log up to here is applied as final"; it is stored by the pass's last
+    #    transaction, after every chunk committed. A pass failing midway leaves it where it was
+    #    and the next pass re-reads the same range: every step is idempotent by the payment's
+    #    own row (locked transitions from its current status; a transaction hash pays one
+    #    payment; chain refunds by their log reference), so a re-run never credits twice.
+    applying = time.perf_counter()
+    _apply_reorg(chain, report, mined, ct_mined, canonical, changed, start)
+    _apply_awaiting(chain, head, awaiting, found, report)
+    _apply_logs(chain, head, final_to, logs, found, report)
+    _apply_transfers(chain, head, transfers, times, found, report)
+    _confirm_at_depth(chain, head, final_to, canonical, report)
+    _expire(chain, report)
     with transaction.atomic():
-        _apply_reorg(chain, report, mined, ct_mined, canonical, changed, start)
-        _apply_awaiting(chain, head, awaiting, found, report)
-        _apply_logs(chain, head, final_to, logs, found, report)
-        _confirm_at_depth(chain, head, final_to, canonical, report)
         _apply_sent(chain, client, sent, found)
         _confirm_sent_at_depth(chain, final_to, canonical)
-        _expire(chain, report)
         new_cursor = max(start, min(to, final_to))
         cursor.block_number = new_cursor
         cursor.block_hash = canonical.get(new_cursor) or cursor.block_hash
@@ -251,6 +302,76 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         }
         cursor.save()
         report.cursor = new_cursor
+    report.apply_seconds = time.perf_counter() - applying
+
+
+def _receiving_addresses(chain: ChainConfig) -> list[str]:
+    """Where token payments are sent: the chain's receiving address, and any other address
+    open token payments were told to pay (the setting changed since)."""
+    addresses = {chain.receiving_address} if chain.receiving_address else set()
+    addresses |= set(
+        PaymentTransaction.objects.filter(
+            chain_id=chain.chain_id,
+            method=PaymentMethod.CRYPTO,
+            status__in=(P.PENDING, P.EXPIRED),
+            transaction_hash__isnull=True,
+        )
+        .exclude(token_address="")
+        .exclude(pay_to_address="")
+        .values_list("pay_to_address", flat=True)
+        .distinct()
+    )
+    return sorted(a.lower() for a in addresses if a)
+
+
+def _read_logs(
+    chain: ChainConfig,
+    client: rpc.ChainClient,
+    start: int,
+    to: int,
+    canonical: dict[int, str | None],
+) -> tuple[list[rpc.DecodedLog], list[rpc.DecodedLog]]:
+    """(escrow events, token Transfers to us) in blocks ``start + 1 .. to``, in one request.
+
+    Two filters in one JSON-RPC batch, not one filter: topics are positional, and the escrow's
+    events carry an escrow id, buyer, seller or nothing where a Transfer carries its recipient,
+    so one filter would either drop escrow events or return every transfer of the token on the
+    chain. Plain ETH transfers write no log at all: those still need their hash claimed."""
+    tokens = sorted({a.address for a in chain.assets if a.address})
+    receivers = _receiving_addresses(chain) if tokens else []
+    filters: list[dict[str, Any]] = []
+    if chain.escrow_contract:
+        filters.append({"address": chain.escrow_contract, "topics": [rpc.ESCROW_TOPICS]})
+    if tokens and receivers:
+        filters.append(
+            {
+                "address": tokens,
+                "topics": [
+                    rpc.TRANSFER_TOPIC,
+                    None,
+                    [rpc.address_topic(a) for a in receivers],
+                ],
+            }
+        )
+    if not filters or to <= start:
+        return [], []
+    logs: list[rpc.DecodedLog] = []
+    transfers: list[rpc.DecodedLog] = []
+    for raw in client.get_logs(start + 1, to, filters):
+        decoded = rpc.decode_log(raw)
+        if decoded is None or decoded.removed:
+            continue
+        known = canonical.get(decoded.block_number)
+        if known is not None and known != decoded.block_hash:
+            continue  # reorged between the two reads: next pass
+        if decoded.name == "Transfer":
+            if decoded.address in tokens and decoded.args["to"] in receivers:
+                transfers.append(decoded)
+        elif decoded.address == chain.escrow_contract:
+            logs.append(decoded)
+    logs.sort(key=lambda d: (d.block_number, d.log_index))
+    transfers.sort(key=lambda d: (d.block_number, d.log_index))
+    return logs, transfers
 
 
 def _fetch_receipts(
@@ -278,9 +399,11 @@ def _fetch_receipts(
 
 
 def _savepoint_apply(payment_id: Any, result: ProviderResult, actor: Actor, **kw: Any) -> bool:
+    """Apply a result; a transaction hash another payment holds flags this one instead.
+    ``payment_apply_result`` is atomic itself: inside the pass's chunk it is a savepoint, which
+    a unique-hash violation rolls back alone."""
     try:
-        with transaction.atomic():
-            payment_apply_result(payment_id=payment_id, result=result, actor=actor, **kw)
+        payment_apply_result(payment_id=payment_id, result=result, actor=actor, **kw)
         return True
     except IntegrityError:
         with transaction.atomic():
@@ -304,10 +427,9 @@ def _apply_reorg(
     start: int,
 ) -> None:
     actor = _actor(chain)
-    for p in mined:
+
+    def move_back(p: PaymentTransaction) -> None:
         now_hash = canonical.get(int(p.block_number or 0))
-        if now_hash == p.block_hash:
-            continue
         payment_apply_result(
             payment_id=p.id,
             actor=actor,
@@ -330,6 +452,10 @@ def _apply_reorg(
         )
         p.block_number = None
         report.moved_back += 1
+
+    _in_chunks(
+        [p for p in mined if canonical.get(int(p.block_number or 0)) != p.block_hash], move_back
+    )
     for t in ct_mined:
         if canonical.get(int(t.block_number or 0)) != t.block_hash:
             CT.objects.filter(pk=t.pk).update(
@@ -354,7 +480,8 @@ def _apply_awaiting(
 ) -> None:
     actor = _actor(chain)
     now = timezone.now()
-    for p in awaiting:
+
+    def apply(p: PaymentTransaction) -> None:
         h = str(p.transaction_hash)
         tx, receipt = found.get(f"tx:{h}"), found.get(f"rc:{h}")
         if tx is None and receipt is None:
@@ -374,9 +501,9 @@ def _apply_awaiting(
                         error_message="The claimed transaction never appeared on chain.",
                     ),
                 )
-            continue
+            return
         if tx is None or receipt is None:
-            continue  # still in the pool
+            return  # still in the pool
         try:
             result = _provider(p.method).verify(chain, payment_data(p), h, tx, receipt, head)
         except ProviderError as exc:
@@ -390,10 +517,34 @@ def _apply_awaiting(
                     raw_status="invalid",
                 ),
             )
-            continue
+            return
         if result.outcome == Outcome.SUCCEEDED:
             result.outcome, result.raw_status = Outcome.PROCESSING, "mined"  # confirm next pass
+        if _position_only(p, result):
+            # already processing (claimed in the pool), nothing to flag: only where it was
+            # mined changes. One conditional UPDATE: it applies only if the row is still as
+            # read (else the next pass sees it again, through the service).
+            _watched(chain).filter(
+                pk=p.pk, status=P.PROCESSING, transaction_hash=h, block_number__isnull=True
+            ).update(**result.fields, provider_status=result.raw_status[:64], updated_at=now)
+            return
         _savepoint_apply(p.id, result, actor)
+
+    _in_chunks(awaiting, apply)
+
+
+def _position_only(p: PaymentTransaction, result: ProviderResult) -> bool:
+    """Would ``payment_apply_result`` only record fields? (no transition, no flag, no new
+    provider data, and only fields a mined transaction sets)"""
+    return (
+        p.status == P.PROCESSING
+        and result.outcome == Outcome.PROCESSING
+        and not result.review_flags
+        and not result.failure_kind
+        and all(p.provider_data.get(k) is not None for k in result.data)
+        and set(result.fields) <= POSITION_FIELDS
+        and result.fields.get("transaction_hash", p.transaction_hash) == p.transaction_hash
+    )
 
 
 def _apply_logs(
@@ -412,10 +563,9 @@ def _apply_logs(
         p.escrow_id: p
         for p in PaymentTransaction.objects.filter(chain_id=chain.chain_id, escrow_id__in=ids)
     }
-    for d in logs:
-        p = payments.get(d.args["escrow_id"])
-        if p is None:
-            continue
+
+    def apply(d: rpc.DecodedLog) -> None:
+        p = payments[d.args["escrow_id"]]
         p.refresh_from_db()
         final = d.block_number <= final_to
         if d.name == "Deposited":
@@ -423,6 +573,8 @@ def _apply_logs(
         elif final:
             report.events += 1
             _on_final_event(chain, p, d, actor)
+
+    _in_chunks([d for d in logs if d.args["escrow_id"] in payments], apply)
 
 
 def _on_deposit(
@@ -487,6 +639,125 @@ def _on_deposit(
         ),
         actor,
     )
+
+
+def _transfer_candidates(
+    chain: ChainConfig, transfers: list[rpc.DecodedLog]
+) -> dict[tuple[str, int, str], list[PaymentTransaction]]:
+    """Open, unclaimed token payments by (token, base units, pay-to address), oldest first."""
+    found: dict[tuple[str, int, str], list[PaymentTransaction]] = defaultdict(list)
+    for p in (
+        PaymentTransaction.objects.filter(
+            chain_id=chain.chain_id,
+            method=PaymentMethod.CRYPTO,
+            status__in=(P.PENDING, P.EXPIRED),
+            transaction_hash__isnull=True,
+            token_address__in={d.address for d in transfers},
+            amount_base_units__in={int(d.args["value"]) for d in transfers},
+        )
+        .select_related("order")
+        .order_by("created_at")
+    ):
+        to = (p.pay_to_address or chain.receiving_address).lower()
+        found[(str(p.token_address).lower(), int(p.amount_base_units or 0), to)].append(p)
+    return found
+
+
+def _in_window(p: PaymentTransaction, block_time: datetime | None) -> bool:
+    """Paid while the payment was open: not before it was made, not after it expired."""
+    if block_time is None:
+        return False
+    if block_time < p.created_at - MATCH_CLOCK_SKEW:
+        return False
+    return p.expires_at is None or block_time <= p.expires_at
+
+
+def _apply_transfers(
+    chain: ChainConfig,
+    head: int,
+    transfers: list[rpc.DecodedLog],
+    times: dict[int, int],
+    found: dict[str, dict[str, Any] | None],
+    report: PassReport,
+) -> None:
+    """Token payments nobody claimed, found by their ``Transfer`` to our receiving address.
+
+    A transfer pays the one open, unclaimed payment asking for exactly that token and amount
+    (base units) to that address, in the window between the payment's creation and its
+    expiry. When two or more payments qualify, nothing is guessed: each is flagged
+    ``ambiguous_transfer`` for staff, and the buyer who claims the hash settles it. Crediting
+    the oldest would be right only by chance, and a wrong guess pays one buyer's order with
+    another buyer's money. A matched payment then follows the claimed path: ``processing``
+    while shallow, ``confirmed`` at depth after its block hash re-checks."""
+    if not transfers:
+        return
+    actor = _actor(chain)
+    candidates = _transfer_candidates(chain, transfers)
+    taken: set[Any] = set()
+    matches: list[tuple[rpc.DecodedLog, PaymentTransaction]] = []
+    ambiguous: list[tuple[rpc.DecodedLog, list[PaymentTransaction]]] = []
+    seen_hashes: set[str] = set()
+    for d in transfers:
+        if d.transaction_hash in seen_hashes:
+            continue  # one transaction pays one payment (its hash is the payment's)
+        seen_hashes.add(d.transaction_hash)
+        stamp = times.get(d.block_number)
+        block_time = datetime.fromtimestamp(stamp, tz=UTC) if stamp is not None else None
+        key = (d.address, int(d.args["value"]), d.args["to"])
+        open_ = [
+            p for p in candidates.get(key, []) if p.id not in taken and _in_window(p, block_time)
+        ]
+        if len(open_) == 1:
+            taken.add(open_[0].id)
+            matches.append((d, open_[0]))
+        elif open_:
+            ambiguous.append((d, open_))
+
+    def match(item: tuple[rpc.DecodedLog, PaymentTransaction]) -> None:
+        d, p = item
+        _, locked = _lock_payment(p.id)
+        if locked.transaction_hash or locked.status not in (P.PENDING, P.EXPIRED):
+            return  # claimed or closed since it was read
+        receipt = found.get(f"rc:{d.transaction_hash}") or {}
+        fields: dict[str, Any] = {
+            "transaction_hash": d.transaction_hash,
+            "sender_address": rpc.norm_address(receipt.get("from")) or d.args["from"],
+            "block_number": d.block_number,
+            "block_hash": d.block_hash,
+            "confirmations": max(0, head - d.block_number + 1),
+        }
+        if receipt:
+            fields["gas_used"] = rpc.to_int(receipt.get("gasUsed"))
+            fields["effective_gas_price"] = rpc.to_int(receipt.get("effectiveGasPrice"))
+        result = ProviderResult(
+            Outcome.PROCESSING,
+            reference=d.transaction_hash,
+            raw_status="transfer_seen",
+            fields=fields,
+            data={"claimed_at": timezone.now().isoformat(), "matched_by": "transfer_log"},
+        )
+        details = {"transaction_hash": d.transaction_hash, "matched_by": "transfer_log"}
+        if _savepoint_apply(p.id, result, actor, details=details):
+            report.matched += 1
+
+    def flag(item: tuple[rpc.DecodedLog, list[PaymentTransaction]]) -> None:
+        d, payments = item
+        details = {
+            "transaction_hash": d.transaction_hash,
+            "token_address": d.address,
+            "amount_base_units": str(d.args["value"]),
+            "sender_address": d.args["from"],
+            "block_number": d.block_number,
+            "candidates": [str(p.id) for p in payments],
+        }
+        for p in payments:
+            with transaction.atomic():
+                _, locked = _lock_payment(p.id)
+                payment_flag(locked, "ambiguous_transfer", actor=actor, details=details)
+        report.ambiguous += 1
+
+    _in_chunks(matches, match)
+    _in_chunks(ambiguous, flag)
 
 
 def _on_final_event(
@@ -583,10 +854,14 @@ def _confirm_at_depth(
     report: PassReport,
 ) -> None:
     actor = _actor(chain)
-    deep = _watched(chain).filter(block_number__isnull=False, block_number__lte=final_to)
-    for p in deep:
-        if canonical.get(int(p.block_number or 0)) != p.block_hash:
-            continue  # not re-checked in this pass (or reorged): never confirm blind
+    deep = [
+        p
+        for p in _watched(chain).filter(block_number__isnull=False, block_number__lte=final_to)
+        # not re-checked in this pass (or reorged): never confirm blind
+        if canonical.get(int(p.block_number or 0)) == p.block_hash
+    ]
+
+    def confirm(p: PaymentTransaction) -> None:
         payment_apply_result(
             payment_id=p.id,
             actor=actor,
@@ -597,6 +872,9 @@ def _confirm_at_depth(
             ),
         )
         report.confirmed += 1
+
+    _in_chunks(deep, confirm)
+    # the position only (no transition): one UPDATE for every payment still climbing
     _watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).update(
         confirmations=head + 1 - F("block_number")
     )
@@ -708,8 +986,11 @@ def _expire(chain: ChainConfig, report: PassReport) -> None:
         transaction_hash__isnull=True,
         expires_at__lt=timezone.now(),
     ).values_list("id", flat=True)
-    for payment_id in overdue:
+
+    def expire(payment_id: Any) -> None:
         payment_update_status(
             payment_id=payment_id, status=P.EXPIRED, actor=actor, reason="no transaction in time"
         )
         report.expired += 1
+
+    _in_chunks(list(overdue), expire)

@@ -461,11 +461,12 @@ def payment_apply_result(
                 **payment.provider_data,
                 "failure_kind": str(result.failure_kind),
             }
-        payment.save()
+        name = _transition_for_outcome(payment.status, result.outcome)
+        if not name:
+            payment.save()  # else the transition saves the row (one UPDATE, not two)
         info = {"provider_status": result.raw_status, **(details or {})}
         if result.error_code:
             info["error_code"] = result.error_code
-        name = _transition_for_outcome(payment.status, result.outcome)
         if name == "fail":
             payment_transition(
                 payment,

@@ -285,15 +285,20 @@ class ChainClient:
     def block_number(self) -> int:
         return to_int(self.call("eth_blockNumber"))
 
-    def block_hashes(self, heights: list[int]) -> dict[int, str | None]:
-        """{height: canonical block hash or None} for ``heights``, in one batch."""
+    def block_headers(self, heights: list[int]) -> dict[int, tuple[str, int] | None]:
+        """{height: (canonical block hash, timestamp) or None} for ``heights``, in one batch."""
         heights = sorted(set(heights))
         if not heights:
             return {}
         blocks = self.batch([("eth_getBlockByNumber", [hex_int(h), False]) for h in heights])
         return {
-            h: (str(b["hash"]).lower() if b else None) for h, b in zip(heights, blocks, strict=True)
+            h: ((str(b["hash"]).lower(), to_int(b.get("timestamp"))) if b else None)
+            for h, b in zip(heights, blocks, strict=True)
         }
+
+    def block_hashes(self, heights: list[int]) -> dict[int, str | None]:
+        """{height: canonical block hash or None} for ``heights``, in one batch."""
+        return {h: (v[0] if v else None) for h, v in self.block_headers(heights).items()}
 
     def receipts(self, tx_hashes: list[str]) -> dict[str, dict[str, Any] | None]:
         hashes = sorted(set(tx_hashes))
