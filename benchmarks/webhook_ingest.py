@@ -14,6 +14,9 @@ What is measured:
   order -> paid, audit rows) and marks the event processed. Rate = events / (last processed_at
   - first processed_at); the follow-on tasks it enqueues (receipt PDF, e-mails) queue behind
   the webhook backlog and are not in the figure.
+- gunicorn and the worker run ``config.settings.production`` (persistent database connections,
+  CONN_MAX_AGE, unless the environment overrides it), with a throw-away SECRET_KEY; the client
+  sends ``X-Forwarded-Proto: https`` as the TLS-terminating proxy does.
 - pgbench: ``pgbench -i`` on a scratch database, then ``pgbench -c N -j N -T 10`` (TPC-B).
 """
 
@@ -24,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -162,7 +166,11 @@ def post_all(
             r = session.post(
                 url,
                 data=body,
-                headers={"Stripe-Signature": sig, "Content-Type": "application/json"},
+                headers={
+                    "Stripe-Signature": sig,
+                    "Content-Type": "application/json",
+                    "X-Forwarded-Proto": "https",  # as the TLS-terminating proxy sends it
+                },
                 timeout=60,
             )
             dt = time.perf_counter() - t0
@@ -201,7 +209,12 @@ def run(
     from benchmarks.common import create_database
     from payments.models import WebhookEvent
 
-    env = django_env(db, **extra)
+    env = django_env(
+        db,
+        **extra,
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+    )
     # An empty queue in the benchmark's Redis database.
     subprocess.run(
         [sys.executable, "-m", "celery", "-A", "config", "purge", "-f"],
@@ -301,7 +314,10 @@ def run(
             rows,
         )
     )
-    print(f"gunicorn -w 2 (sync workers), config/gunicorn.conf.py; {stored} events in the inbox")
+    print(
+        f"gunicorn -w 2 (sync workers), config/gunicorn.conf.py, config.settings.production "
+        f"(CONN_MAX_AGE={env.get('CONN_MAX_AGE', 'default')}); {stored} events in the inbox"
+    )
 
     # --- one worker drains the backlog -----------------------------------------------------
     worker_started = time.perf_counter()

@@ -27,10 +27,20 @@ from orders.models import Order
 from orders.money import format_amount
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_create
-from payments.api import payment_begin, payment_created_response, request_actor
+from payments.api import (
+    PROVIDER_REJECTED_422,
+    payment_begin,
+    payment_created_response,
+    request_actor,
+)
 from payments.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.models import PAID_STATES, PaymentTransaction
-from payments.selectors import payment_status_for_order, user_may_pay, user_may_refund
+from payments.selectors import (
+    payment_status_cached,
+    payment_status_for_order,
+    user_may_pay,
+    user_may_refund,
+)
 from payments.serializers import (
     OrderCreateWithPaymentFields,
     TransactionCreatedSerializer,
@@ -150,6 +160,7 @@ class OrderListCreateView(ApiView):
                 e400="`unknown_seller`, `buyer_is_seller`, `invalid_amount`, `unknown_currency`, "
                 "`unknown_method`, field errors, ...",
                 e409="`idempotency_key_in_use`.",
+                e422=PROVIDER_REJECTED_422,
             ),
         },
     )
@@ -209,8 +220,8 @@ def _order_receipts(order_id: Any) -> list[dict[str, Any]]:
     return receipt_summaries(order_id=order_id)
 
 
-class ReceiptLinkSerializer(serializers.Serializer):
-    """One of ``receipts.selectors.receipt_summaries``, with its absolute download URL."""
+class ReceiptSummarySerializer(serializers.Serializer):
+    """One of ``receipts.selectors.receipt_summaries``, as plain JSON data (what is cached)."""
 
     id = serializers.UUIDField()
     number = serializers.CharField()
@@ -218,12 +229,12 @@ class ReceiptLinkSerializer(serializers.Serializer):
     amount = DecimalStringField()
     currency = serializers.CharField()
     issued_at = serializers.DateTimeField()
-    url = serializers.SerializerMethodField(
-        help_text="Where the PDF is downloaded (same authorisation)."
-    )
 
-    def get_url(self, summary: dict[str, Any]) -> str:
-        return self.context["request"].build_absolute_uri(summary["pdf_url"])
+
+class ReceiptLinkSerializer(ReceiptSummarySerializer):
+    """A receipt as payment-status shows it, with its absolute download URL."""
+
+    url = serializers.URLField(help_text="Where the PDF is downloaded (same authorisation).")
 
 
 class PaymentStatusSerializer(serializers.Serializer):
@@ -244,6 +255,27 @@ class PaymentStatusSerializer(serializers.Serializer):
     receipts = ReceiptLinkSerializer(many=True)
 
 
+def _payment_status_payload(order: Order) -> dict[str, Any]:
+    """What every caller is shown of an order's payments, as plain JSON data: cached per order
+    generation. The caller's own permissions and the request's host are applied on each read."""
+    view = payment_status_for_order(order, receipts_loader=_order_receipts)
+    latest = view.payments[-1] if view.payments else None
+    cur = order.currency
+    return {
+        "payment_method": latest.method if latest else None,
+        "payment_status": latest.status if latest else None,
+        "total_paid": format_amount(view.total_paid, cur),
+        "total_refunded": format_amount(view.total_refunded, cur),
+        "outstanding_amount": format_amount(view.outstanding_amount, cur),
+        "retryable": view.retryable,
+        "refundable": view.refundable,
+        "transactions": TransactionSerializer(view.payments, many=True).data,
+        "receipts": [
+            {**ReceiptSummarySerializer(r).data, "pdf_url": r["pdf_url"]} for r in view.receipts
+        ],
+    }
+
+
 class PaymentStatusView(ApiView):
     @extend_schema(
         tags=["payments"],
@@ -253,25 +285,25 @@ class PaymentStatusView(ApiView):
     )
     def get(self, request: Request, order_id: str) -> Response:
         order = order_get_for_user(request.user, order_id)
-        view = payment_status_for_order(order, receipts_loader=_order_receipts)
-        latest = view.payments[-1] if view.payments else None
-        cur = order.currency
+        data = payment_status_cached(order.id, lambda: _payment_status_payload(order))
+        receipts = []
+        for summary in data["receipts"]:
+            pdf_url = summary.pop("pdf_url")
+            receipts.append({**summary, "url": request.build_absolute_uri(pdf_url)})
         body = {
             "order_id": str(order.id),
             "order_status": order.status,
-            "payment_method": latest.method if latest else None,
-            "payment_status": latest.status if latest else None,
-            "currency": cur,
-            "amount": format_amount(order.amount, cur),
-            "total_paid": format_amount(view.total_paid, cur),
-            "total_refunded": format_amount(view.total_refunded, cur),
-            "outstanding_amount": format_amount(view.outstanding_amount, cur),
-            "can_retry": view.retryable and user_may_pay(request.user, order),
-            "can_refund": view.refundable and user_may_refund(request.user, order),
-            "transactions": TransactionSerializer(view.payments, many=True).data,
-            "receipts": ReceiptLinkSerializer(
-                view.receipts, many=True, context={"request": request}
-            ).data,
+            "payment_method": data["payment_method"],
+            "payment_status": data["payment_status"],
+            "currency": order.currency,
+            "amount": format_amount(order.amount, order.currency),
+            "total_paid": data["total_paid"],
+            "total_refunded": data["total_refunded"],
+            "outstanding_amount": data["outstanding_amount"],
+            "can_retry": data["retryable"] and user_may_pay(request.user, order),
+            "can_refund": data["refundable"] and user_may_refund(request.user, order),
+            "transactions": data["transactions"],
+            "receipts": receipts,
         }
         return Response(body)
 

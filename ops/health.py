@@ -2,12 +2,16 @@
 
 ``/healthz`` says the process answers. ``/readyz`` checks what a request needs: the database,
 the cache, the broker and each configured chain's RPC node; each check has its own status and
-error, and one failure makes the answer 503 so a load balancer stops sending traffic.
+public reason (``timeout``, ``connection refused``, ``unreachable``, ``check failed``; the
+error itself is logged, never answered: it may name hosts, users or URLs with keys), and one
+failure makes the answer 503 so a load balancer stops sending traffic.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import time
 import urllib.request
 import uuid
@@ -17,6 +21,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
+
+logger = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """A check's own finding, worded to be shown publicly (no host, user or URL in it)."""
 
 
 def configured_chains() -> list[dict[str, Any]]:
@@ -69,18 +79,41 @@ def check_chain(chain: dict[str, Any]) -> dict[str, Any]:
         answer = json.loads(response.read())
     served = int(answer["result"], 16)
     if served != chain["chain_id"]:
-        raise RuntimeError(f"the node serves chain {served}, not {chain['chain_id']}")
+        raise CheckFailed(f"the node serves chain {served}, not {chain['chain_id']}")
     return {"chain_id": served}
 
 
-def _run(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def public_reason(exc: BaseException) -> str:
+    """What /readyz may say of a failure: a generic reason; the error itself (which may name
+    hosts, users, databases or URLs with keys) goes to the server's log only."""
+    if isinstance(exc, CheckFailed):
+        return str(exc)
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError):
+        return "unreachable"
+    text = f"{type(exc).__name__} {exc}".lower()
+    for words, reason in (
+        (("timed out", "timeout"), "timeout"),
+        (("refused",), "connection refused"),
+        (("could not connect", "connection", "unreachable", "name or service"), "unreachable"),
+    ):
+        if any(w in text for w in words):
+            return reason
+    return "check failed"
+
+
+def _run(name: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started = time.monotonic()
     try:
         extra = check()
     except Exception as exc:
+        logger.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
         return {
             "status": "fail",
-            "error": f"{type(exc).__name__}: {exc}"[:300],
+            "error": public_reason(exc),
             "ms": round((time.monotonic() - started) * 1000),
         }
     return {"status": "ok", "ms": round((time.monotonic() - started) * 1000), **extra}
@@ -88,10 +121,11 @@ def _run(check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
     checks: dict[str, dict[str, Any]] = {
-        "database": _run(check_database),
-        "cache": _run(check_cache),
-        "broker": _run(check_broker),
+        "database": _run("database", check_database),
+        "cache": _run("cache", check_cache),
+        "broker": _run("broker", check_broker),
     }
     for chain in configured_chains():
-        checks[f"chain:{chain['chain_id']}"] = _run(lambda c=chain: check_chain(c))
+        name = f"chain:{chain['chain_id']}"
+        checks[name] = _run(name, lambda c=chain: check_chain(c))
     return all(c["status"] == "ok" for c in checks.values()), checks

@@ -9,6 +9,7 @@ fields and tracebacks before any formatter sees them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -109,16 +110,50 @@ def _mask_card(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+#: Keys inside a structured secret setting (CHAINS entries, storage options) whose values are
+#: secret: ``operator_key``, ``payout_key``, ``rpc_url``, ``access_key``, ``secret_key``,
+#: ``session_token``, ``endpoint_url``, ``password`` ... (not ``tokens``: token addresses).
+_SECRET_FIELD = re.compile(r"(^|_)(key|secret|password|passwd|token|url|dsn|credentials?)($|_)")
+
+
+def _secret_leaves(value: Any, *, whole: bool) -> Any:
+    """The secret strings in ``value``: itself when ``whole``; inside dicts and lists (and JSON
+    text holding them), the values of secret-looking keys, and the environment variable a
+    ``<secret>_env`` key names."""
+    if isinstance(value, str):
+        if whole:
+            yield value
+        if value.lstrip()[:1] in ("{", "["):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return
+            yield from _secret_leaves(parsed, whole=False)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            key = str(key).lower()
+            if key.endswith("_env") and _SECRET_FIELD.search(key[:-4]) and isinstance(item, str):
+                yield os.environ.get(item, "")
+            else:
+                yield from _secret_leaves(item, whole=whole or bool(_SECRET_FIELD.search(key)))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _secret_leaves(item, whole=whole)
+
+
 def secret_values() -> list[str]:
-    """The values (settings and environment) that must never be logged, longest first."""
+    """The values (settings and environment) that must never be logged, longest first: each
+    named setting or variable whole, and the secret fields inside structured ones (every
+    chain's RPC URL and keys in ``CHAINS``, the storage credentials in
+    ``RECEIPTS_STORAGE_OPTIONS``)."""
     from django.conf import settings
 
     names = getattr(settings, "LOG_REDACT_NAMES", ["SECRET_KEY"])
     values: set[str] = set()
     for name in names:
         for value in (getattr(settings, name, None), os.environ.get(name)):
-            if isinstance(value, str) and len(value) >= 8:
-                values.add(value)
+            leaves = _secret_leaves(value, whole=isinstance(value, str))
+            values.update(v for v in leaves if len(v) >= 8)
     return sorted(values, key=len, reverse=True)
 
 

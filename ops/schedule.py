@@ -64,6 +64,12 @@ def schedule() -> list[Job]:
             description="Close pending payments past expires_at (with the provider first).",
         ),
         Job(
+            "sweep pending refunds",
+            "payments.sweep_pending_refunds",
+            300,
+            description="Reconcile with the provider, or send, refunds left pending unsent.",
+        ),
+        Job(
             "reconcile stripe",
             "payments.reconcile_stripe",
             300,

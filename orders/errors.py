@@ -50,6 +50,16 @@ class NotFound(DomainError):
     http_status = 404
 
 
+class ProviderRejected(ValidationFailed):
+    """The provider refused a call made after our write committed (a declined card, a transaction
+    paying someone else): 422 with the provider's code. Unlike a 400 the request did start, so an
+    Idempotency-Key keeps this answer and a retry with the key replays it instead of writing
+    again."""
+
+    code = "provider_rejected"
+    http_status = 422
+
+
 class ProviderUnavailable(DomainError):
     """The provider timed out or failed; the outcome of the call may be unknown: 502."""
 

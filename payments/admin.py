@@ -47,10 +47,28 @@ from .services import (
     payment_cancel,
     payment_close_dispute,
     payment_refund,
-    payment_retry,
+    payment_retry_start,
     payment_review_decide,
 )
 from .webhooks import webhook_process
+
+
+def _retry(request: HttpRequest, payment: PaymentTransaction) -> tuple[Any, str, int]:
+    """Retry the payment's order and open the new attempt with its provider: (the new
+    attempt's id or None, a message, its level). A provider refusing or not answering after
+    the attempt committed still leaves the new attempt to show."""
+    try:
+        new, _result = payment_retry_start(order_id=payment.order_id, actor=admin_actor(request))
+    except DomainError as exc:
+        new_id = exc.details.get("transaction_id")
+        if new_id is None:
+            return None, f"{exc.message} ({exc.code})", messages.ERROR
+        new = PaymentTransaction.objects.get(pk=new_id)
+        text = f"New attempt {new.id} is {new.status}: {exc.message} ({exc.code})."
+        return new.id, text, messages.WARNING
+    new.refresh_from_db()
+    return new.id, f"New attempt {new.id} started ({new.status}).", messages.SUCCESS
+
 
 PERM_REFUND = "payments.refund_payment"
 PERM_REVIEW = "payments.review_payment"
@@ -475,14 +493,13 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         payment = self._payment(request, object_id)
         form = NoteForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            try:
-                new = payment_retry(order_id=payment.order_id, actor=admin_actor(request))
-            except DomainError as exc:
-                form.add_error(None, f"{exc.message} ({exc.code})")
+            new_id, text, level = _retry(request, payment)
+            if new_id is None:
+                form.add_error(None, text)
             else:
-                messages.success(request, f"New attempt {new.id} created ({new.status}).")
+                messages.add_message(request, level, text)
                 return HttpResponseRedirect(
-                    reverse("admin:payments_paymenttransaction_change", args=[new.pk])
+                    reverse("admin:payments_paymenttransaction_change", args=[new_id])
                 )
         return self._render(
             request, payment, f"Retry payment {str(payment.id)[:8]}", form, submit_label="Retry"
@@ -568,12 +585,8 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description="Retry the selected failed payments", permissions=["status"])
     def retry_action(self, request, queryset):  # type: ignore[no-untyped-def]
         for payment in queryset:
-            try:
-                new = payment_retry(order_id=payment.order_id, actor=admin_actor(request))
-            except DomainError as exc:
-                self.message_user(request, f"{payment.id}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{payment.id}: new attempt {new.id}.")
+            _new_id, text, level = _retry(request, payment)
+            self.message_user(request, f"{payment.id}: {text}", level)
 
     @admin.action(description="Cancel the selected pending payments", permissions=["status"])
     def cancel_action(self, request, queryset):  # type: ignore[no-untyped-def]

@@ -41,13 +41,20 @@ from .services import (
     payment_claim_transaction,
     payment_create,
     payment_refund,
-    payment_retry,
+    payment_retry_start,
+    payment_set_status,
     payment_start,
-    payment_update_status,
 )
 from .throttling import PaymentRateThrottle
 
 TAG = "payments"
+#: The 422 of an endpoint whose provider call follows the commit of its row.
+PROVIDER_REJECTED_422 = (
+    "`idempotency_key_reused`; or the provider refused after the payment or refund was "
+    "written: the provider's own code (e.g. `card_declined`, `wrong_recipient`), with "
+    "`details.transaction_id` or `details.refund_id`. Kept for the Idempotency-Key: a retry "
+    "with the same key replays it and writes nothing."
+)
 
 
 def request_actor(request: Request, *, admin: bool = False) -> Actor:
@@ -137,6 +144,7 @@ class PaymentTransactionCreateView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e409="`order_not_payable`, `payment_in_progress`, `nothing_outstanding`, "
                 "`transaction_hash_already_used`, `idempotency_key_in_use`.",
             ),
@@ -166,12 +174,28 @@ class PaymentStatusUpdateView(ApiView):
     @extend_schema(
         tags=[TAG],
         operation_id="payment_transaction_status_update",
-        summary="Set a payment's status (holders of payments.update_payment_status)",
+        summary="Set a payment's status (holders of payments.update_payment_status); "
+        "`cancelled` cancels with the provider first; `confirmed`, `failed` and `expired` of "
+        "an open card or chain payment are its provider's (409 `status_owned_by_provider`)",
+        description="`cancelled` is sent to the provider first (a PaymentIntent is cancelled "
+        "so it can no longer be confirmed); the answer shows the state the provider reported. "
+        "An open payment backed by a provider (Stripe, chain, escrow) becomes `confirmed`, "
+        "`failed` or `expired` only through that provider (verification, finality, webhooks): "
+        "409 `status_owned_by_provider`.",
         request=PaymentStatusUpdateInputSerializer,
         responses={
             200: TransactionSerializer,
             **error_responses(
-                400, 403, 404, 409, 413, 415, e409="`invalid_transition`: no legal transition."
+                400,
+                403,
+                404,
+                409,
+                413,
+                415,
+                422,
+                502,
+                e409="`invalid_transition`: no legal transition; `status_owned_by_provider`.",
+                e422="The provider refused the cancellation (its own code).",
             ),
         },
     )
@@ -182,7 +206,7 @@ class PaymentStatusUpdateView(ApiView):
         data = PaymentStatusUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        payment = payment_update_status(
+        payment = payment_set_status(
             payment_id=payment.id,
             status=v["status"],
             reason=v["reason"],
@@ -211,6 +235,7 @@ class PaymentRetryView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e409="`not_retryable`, `idempotency_key_in_use`.",
             ),
         },
@@ -222,11 +247,11 @@ class PaymentRetryView(ApiView):
             raise deny("Only the buyer retries a payment.")
         data = PaymentRetryInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor = request_actor(request)
-        payment = payment_retry(
-            order_id=order.id, actor=actor, method=data.validated_data.get("payment_method")
+        payment, result = payment_retry_start(
+            order_id=order.id,
+            actor=request_actor(request),
+            method=data.validated_data.get("payment_method"),
         )
-        result = payment_start(payment_id=payment.id, actor=actor)
         return payment_created_response(payment, result)
 
 
@@ -248,6 +273,7 @@ class PaymentRefundView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e409="`refund_exceeds_paid`, `not_refundable`, `idempotency_key_in_use`.",
             ),
         },
@@ -291,6 +317,7 @@ class MonitorBlockchainView(ApiView):
                 404,
                 429,
                 502,
+                e422=PROVIDER_REJECTED_422,
                 e400="`invalid_transaction_hash`, `not_a_chain_payment`, field errors, ...",
                 e409="`transaction_hash_already_used`, `transaction_hash_mismatch`, "
                 "`idempotency_key_in_use`.",

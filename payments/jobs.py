@@ -13,9 +13,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orders.audit import Actor
+from orders.errors import DomainError
 from orders.logcontext import log_context
 
-from .models import PaymentStatus, PaymentTransaction, WebhookEvent
+from .models import PaymentStatus, PaymentTransaction, Refund, RefundStatus, WebhookEvent
 from .providers.base import Outcome, ProviderError, ProviderUnavailableError
 from .providers.registry import get_provider
 from .services import (
@@ -24,6 +25,9 @@ from .services import (
     payment_data,
     payment_get,
     payment_transition,
+    refund_apply_result,
+    refund_data,
+    refund_send,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,3 +107,52 @@ def payments_expire_stale(*, now: datetime | None = None, limit: int = 500) -> l
             except Exception:  # one bad row never stops the sweep
                 logger.exception("could not expire payment %s", pid)
     return expired
+
+
+def refund_sweep_pending(*, refund_id: UUID, actor: Actor, idle_since: datetime) -> str:
+    """A refund left pending without a provider reference (the process died between the
+    commit and the call, or during the call): ask the provider whether it holds it (by the
+    refund's idempotency key / metadata) and apply what it says; if it holds nothing, send it.
+    Returns what was done."""
+    refund = Refund.objects.select_related("payment__order__buyer").get(pk=refund_id)
+    if (
+        refund.status != RefundStatus.PENDING
+        or refund.provider_reference
+        or refund.updated_at > idle_since
+    ):
+        return "skipped"
+    try:
+        found = get_provider(refund.payment.provider).fetch_refund(refund_data(refund))
+    except ProviderError as exc:
+        logger.warning("pending refund %s: the provider did not answer: %s", refund_id, exc)
+        return "unreachable"
+    if found.reference or found.outcome == Outcome.SUCCEEDED:
+        refund_apply_result(refund_id=refund.id, result=found, actor=actor)
+        return "reconciled"
+    try:
+        refund_send(refund_id=refund.id, actor=actor, resume_idle_since=idle_since)
+    except DomainError as exc:  # refused (the row says so), already sent, or unavailable
+        logger.warning("pending refund %s was not sent: %s", refund_id, exc)
+        return "not_sent"
+    return "sent"
+
+
+def refunds_sweep_pending(*, now: datetime | None = None, limit: int = 200) -> dict[str, str]:
+    """Pending refunds with no provider reference, untouched for ``REFUND_SWEEP_AFTER``."""
+    now = now or timezone.now()
+    actor = Actor.for_job("sweep_pending_refunds")
+    idle_since = now - settings.REFUND_SWEEP_AFTER
+    ids = (
+        Refund.objects.filter(
+            status=RefundStatus.PENDING,
+            provider_reference__isnull=True,
+            updated_at__lte=idle_since,
+        )
+        .order_by("updated_at")
+        .values_list("id", "payment_id")[:limit]
+    )
+    done = {}
+    for rid, pid in list(ids):
+        with log_context(payment_id=pid):
+            done[str(rid)] = refund_sweep_pending(refund_id=rid, actor=actor, idle_since=idle_since)
+    return done

@@ -206,6 +206,8 @@ def payment_auto_retry(
                 details={"blocking_payments": blockers, "order_status": order.status},
             )
             return None
+        # payment_retry + _start rather than payment_retry_start: the new attempt commits
+        # together with the claim of this due retry (next_retry_at cleared, attempts counted).
         attempt = payment_retry(order_id=order.id, actor=actor)
         attempt.attempts = payment.attempts + 1
         attempt.provider_data = {**attempt.provider_data, "auto_retry": True}

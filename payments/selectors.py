@@ -1,5 +1,5 @@
 """Reads on payments: the rules the services enforce, shared with what the API shows, and the
-cached payment status of an order.
+cached payment status of an order (its serialised payload, as JSON).
 
 ``payment_retry_blocked`` and ``payment_refund_candidate`` are the one place the retry and
 refund rules live: ``payments.services`` enforces them, the API derives ``can_retry`` and
@@ -8,8 +8,9 @@ refund rules live: ``payments.services`` enforces them, the API derives ``can_re
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -94,8 +95,13 @@ def _version_key(order_id: UUID | str) -> str:
     return f"payment-status:version:{order_id}"
 
 
+#: The format of a cached entry. Part of its key, so that entries written by another release
+#: (older releases stored pickled model instances) are never read.
+PAYLOAD_FORMAT = "json1"
+
+
 def _data_key(order_id: UUID | str, version: int) -> str:
-    return f"payment-status:data:{order_id}:{version}"
+    return f"payment-status:{PAYLOAD_FORMAT}:{order_id}:{version}"
 
 
 def payment_status_version(order_id: UUID | str) -> int:
@@ -122,24 +128,41 @@ def payment_status_invalidate_on_commit(order_id: UUID | str) -> None:
     transaction.on_commit(lambda: payment_status_invalidate(order_id))
 
 
-def payment_status_for_order(
-    order: Order, *, receipts_loader: Any = None, use_cache: bool = True
-) -> PaymentStatusView:
-    """The order's payments, totals and receipts in a fixed number of queries, cached per order
-    generation. The generation is read before the database, so an answer computed while a
-    change commits is stored under the old generation and never served after it.
+def payment_status_cached(
+    order_id: UUID | str, build: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The order's payment-status payload from the cache of its current generation, or
+    ``build()`` stored there. The generation is read before ``build`` reads the database, so a
+    payload computed while a change commits is stored under the old generation and never served
+    after it.
+
+    The entry is JSON text: ``build`` returns plain JSON data (dicts, lists, strings, numbers,
+    booleans, None), never model instances, so an entry outlives no model change and a hit
+    costs one ``json.loads`` whatever the number of payments. Anything else raises TypeError.
+    """
+    key = _data_key(order_id, payment_status_version(order_id))
+    cached = cache.get(key)
+    if isinstance(cached, str):
+        return json.loads(cached)
+    payload = build()
+    cache.set(
+        key,
+        json.dumps(payload, separators=(",", ":")),
+        timeout=settings.PAYMENT_STATUS_CACHE_SECONDS,
+    )
+    return payload
+
+
+def payment_status_for_order(order: Order, *, receipts_loader: Any = None) -> PaymentStatusView:
+    """The order's payments, totals and receipts in a fixed number of queries (uncached: the
+    API caches its serialised answer with ``payment_status_cached``).
 
     ``receipts_loader(order_id) -> list[dict]`` is given by the caller (receipts are read by the
     composition root: payments never imports receipts)."""
-    version = payment_status_version(order.id) if use_cache else 0
-    if use_cache:
-        cached = cache.get(_data_key(order.id, version))
-        if cached is not None:
-            return cached
     payments = list(PaymentTransaction.objects.filter(order_id=order.id).order_by("created_at"))
     refunds = list(Refund.objects.filter(payment__order_id=order.id))
     summary = summarize(payments, refunds)
-    view = PaymentStatusView(
+    return PaymentStatusView(
         payments=payments,
         total_paid=summary.paid_total,
         total_refunded=summary.refunded_total,
@@ -148,9 +171,6 @@ def payment_status_for_order(
         refundable=payment_refund_allowed(payments),
         receipts=list(receipts_loader(order.id)) if receipts_loader else [],
     )
-    if use_cache:
-        cache.set(_data_key(order.id, version), view, timeout=settings.PAYMENT_STATUS_CACHE_SECONDS)
-    return view
 
 
 def _invalidate_from_signal(sender: Any, order_id: UUID | str, **kwargs: Any) -> None:

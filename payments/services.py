@@ -5,6 +5,7 @@ audit event and re-synchronises the order."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from orders.errors import (
     Conflict,
     InvalidTransition,
     NotFound,
+    ProviderRejected,
     ProviderUnavailable,
     ValidationFailed,
 )
@@ -402,6 +404,7 @@ def payment_start(*, payment_id: UUID, actor: Actor) -> ProviderResult:
     """Ask the provider to open the payment; call after the payment row has committed.
 
     A timeout or 5xx leaves the payment ``unknown`` and raises ``ProviderUnavailable`` (502);
+    a refusal fails the payment and raises ``ProviderRejected`` (422, the provider's code);
     the provider's idempotency key (derived from the payment id) makes a repeat call safe.
     """
     payment = payment_get(payment_id)
@@ -430,7 +433,7 @@ def payment_start(*, payment_id: UUID, actor: Actor) -> ProviderResult:
                 Outcome.FAILED, error_code=exc.code, error_message=str(exc), failure_kind=exc.kind
             ),
         )
-        raise ValidationFailed(
+        raise ProviderRejected(
             str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
         ) from exc
     payment_apply_result(payment_id=payment.id, actor=actor, result=result)
@@ -538,6 +541,43 @@ def payment_update_status(
     return payment
 
 
+#: Providers with no outside party keeping the payment's state (staff may set any state).
+MANUAL_PROVIDERS = frozenset({"dummy"})
+#: States a provider-backed open payment reaches only through its provider (card: Stripe's
+#: PaymentIntent; chain: verification and finality; expiry: the provider is cancelled first).
+PROVIDER_OWNED_STATES = frozenset({P.CONFIRMED, P.FAILED, P.EXPIRED})
+
+
+def payment_set_status(
+    *,
+    payment_id: UUID,
+    status: str,
+    actor: Actor,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> PaymentTransaction:
+    """Staff setting a payment's status by hand. ``cancelled`` cancels with the provider first
+    (``payment_cancel``); ``confirmed``, ``failed`` and ``expired`` on an open payment belong to
+    its provider (409 ``status_owned_by_provider``) unless the provider is a manual one; other
+    states go through ``payment_update_status``."""
+    if status == P.CANCELLED:
+        return payment_cancel(payment_id=payment_id, actor=actor, reason=reason)
+    payment = payment_get(payment_id)
+    if (
+        status in PROVIDER_OWNED_STATES
+        and payment.status in OPEN_STATES
+        and payment.provider not in MANUAL_PROVIDERS
+    ):
+        raise Conflict(
+            f"A {payment.provider} payment becomes {status} through its provider only.",
+            code="status_owned_by_provider",
+            details={"provider": payment.provider, "status": payment.status, "to_state": status},
+        )
+    return payment_update_status(
+        payment_id=payment_id, status=status, actor=actor, reason=reason, details=details
+    )
+
+
 def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> PaymentTransaction:
     """Cancel an open payment with its provider, then locally."""
     payment = payment_get(payment_id)
@@ -550,6 +590,10 @@ def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> Payme
         result = get_provider(payment.provider).cancel_payment(payment_data(payment))
     except ProviderUnavailableError as exc:
         raise ProviderUnavailable(str(exc)) from exc
+    except ProviderError as exc:  # e.g. the PaymentIntent succeeded meanwhile: nothing changes
+        raise ProviderRejected(
+            str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
+        ) from exc
     return payment_apply_result(
         payment_id=payment.id, result=result, actor=actor, details={"reason": reason}
     )
@@ -574,6 +618,16 @@ def payment_retry(*, order_id: UUID, actor: Actor, method: str | None = None) ->
         return payment_create(
             order_id=order.id, method=method or last.method, actor=actor, retry_of=last
         )
+
+
+def payment_retry_start(
+    *, order_id: UUID, actor: Actor, method: str | None = None
+) -> tuple[PaymentTransaction, ProviderResult]:
+    """Retry (``payment_retry``: the new attempt's row commits) and open the new attempt with
+    its provider (``payment_start``). A refusal or timeout of the provider raises as
+    ``payment_start`` does, with the new attempt's id in ``details.transaction_id``."""
+    payment = payment_retry(order_id=order_id, actor=actor, method=method)
+    return payment, payment_start(payment_id=payment.id, actor=actor)
 
 
 def payment_claim_transaction(
@@ -610,7 +664,9 @@ def payment_claim_transaction(
     except ProviderUnavailableError as exc:
         raise ProviderUnavailable(str(exc)) from exc
     except ProviderError as exc:
-        raise ValidationFailed(str(exc), code=exc.code) from exc
+        raise ProviderRejected(
+            str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
+        ) from exc
     try:
         return payment_apply_result(
             payment_id=payment.id, result=result, actor=actor, details={"transaction_hash": tx_hash}
@@ -684,10 +740,29 @@ def payment_refund(
     return refund
 
 
-def refund_send(*, refund_id: UUID, actor: Actor) -> ProviderResult:
+#: ``Refund.provider_status`` while the refund's provider call is in flight (set under the row
+#: lock before the call, replaced by the provider's own status when it answers).
+REFUND_SENDING = "sending"
+
+
+def refund_send(
+    *, refund_id: UUID, actor: Actor, resume_idle_since: datetime | None = None
+) -> ProviderResult:
+    """Send a pending refund to its provider, once: under the refund's row lock it must have no
+    provider reference and not be in flight, and is marked ``sending`` before the call (a
+    second caller gets 409 ``refund_already_sent``). ``resume_idle_since``: the sweeper sends
+    again a refund whose call died in flight, if the row has not changed since then (the
+    provider's idempotency key makes the repeat safe)."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        in_flight = refund.provider_status == REFUND_SENDING and (
+            resume_idle_since is None or refund.updated_at > resume_idle_since
+        )
+        if refund.status != RefundStatus.PENDING or refund.provider_reference or in_flight:
+            raise Conflict("The refund has been sent already.", code="refund_already_sent")
+        refund.provider_status = REFUND_SENDING
+        refund.save(update_fields=["provider_status", "updated_at"])
     refund = Refund.objects.select_related("payment__order__buyer").get(pk=refund_id)
-    if refund.status != RefundStatus.PENDING:
-        raise Conflict("The refund has been sent already.", code="refund_already_sent")
     provider = get_provider(refund.payment.provider)
     try:
         result = provider.refund(refund_data(refund))
@@ -704,7 +779,7 @@ def refund_send(*, refund_id: UUID, actor: Actor) -> ProviderResult:
             actor=actor,
             result=ProviderResult(Outcome.FAILED, error_code=exc.code, error_message=str(exc)),
         )
-        raise ValidationFailed(
+        raise ProviderRejected(
             str(exc), code=exc.code, details={"refund_id": str(refund.id)}
         ) from exc
     refund_apply_result(refund_id=refund.id, actor=actor, result=result)
@@ -809,7 +884,32 @@ def payment_close_dispute(
         elif outcome == "released":
             payment_transition(payment, "release_after_dispute", actor=actor, details=info)
         else:
-            room = payment.amount - payment.refunded_amount
+            # The buyer got the whole amount back through the dispute: refunds not settled yet
+            # are superseded (failed, never sent again), and the dispute's refund covers what
+            # the succeeded ones did not.
+            for pending in Refund.objects.select_for_update().filter(
+                payment=payment, status__in=(RefundStatus.PENDING, RefundStatus.UNKNOWN)
+            ):
+                before = pending.status
+                pending.payment = payment
+                apply_transition(
+                    pending,
+                    "fail",
+                    args=("superseded: the dispute was lost",),
+                    actor=actor,
+                    order_id=payment.order_id,
+                    entity="refund",
+                    payment_id=payment.id,
+                    refund_id=pending.id,
+                    details={**info, "superseded_by": "dispute"},
+                )
+                _announce_refund(pending, before)
+            succeeded = add(
+                *Refund.objects.filter(payment=payment, status=RefundStatus.SUCCEEDED).values_list(
+                    "amount", flat=True
+                )
+            )
+            room = payment.amount - succeeded
             if room > 0:
                 refund = Refund.objects.create(
                     payment=payment, amount=room, currency=payment.currency, reason="dispute lost"

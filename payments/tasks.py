@@ -49,5 +49,13 @@ def sweep_webhook_events() -> list[int]:
     return ids
 
 
+@shared_task(name="payments.sweep_pending_refunds", acks_late=True)
+def sweep_pending_refunds() -> dict[str, str]:
+    """Reconcile or send refunds left pending without a provider reference."""
+    from .jobs import refunds_sweep_pending
+
+    return refunds_sweep_pending()
+
+
 from .chain_tasks import poll_chain, poll_chains  # noqa: E402, F401  (registers the chain tasks)
 from .providers.stripe import tasks as _stripe_tasks  # noqa: E402, F401

@@ -17,7 +17,7 @@ from orders.errors import NotFound, ValidationFailed
 from orders.money import format_amount
 
 from .selectors import receipt_get_for_user
-from .services import receipt_verify
+from .services import receipt_render_later, receipt_verify
 
 
 class ReceiptPdfApi(APIView):
@@ -25,17 +25,28 @@ class ReceiptPdfApi(APIView):
         responses={
             (200, "application/pdf"): OpenApiTypes.BINARY,
             **error_responses(
-                404, e404="`receipt_not_found` (also for others' receipts), `receipt_not_ready`."
+                404,
+                e404="`receipt_not_found` (also for others' receipts); `receipt_not_ready`: the "
+                "PDF is not rendered yet or is missing from storage, and is being rendered "
+                "(ask again shortly).",
             ),
         },
         tags=["receipts"],
     )
     def get(self, request: Request, receipt_id: str) -> FileResponse:
         receipt = receipt_get_for_user(request.user, receipt_id)
-        if not receipt.pdf:
-            raise NotFound("The receipt's PDF is not ready yet.", code="receipt_not_ready")
+        try:
+            if not receipt.pdf:
+                raise FileNotFoundError(receipt.number)
+            pdf = receipt.pdf.open("rb")
+        except FileNotFoundError:
+            receipt_render_later(receipt=receipt)  # not rendered yet, or lost from storage
+            raise NotFound(
+                "The receipt's PDF is not ready yet; it is being rendered.",
+                code="receipt_not_ready",
+            ) from None
         response = FileResponse(
-            receipt.pdf.open("rb"),
+            pdf,
             content_type="application/pdf",
             as_attachment=True,
             filename=f"{receipt.number}.pdf",

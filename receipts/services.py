@@ -165,7 +165,12 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
 
     with transaction.atomic():
         receipt = PaymentReceipt.objects.select_for_update().get(pk=receipt_id)
-        if receipt.sha256 and receipt.pdf and not force:
+        if (
+            receipt.sha256
+            and receipt.pdf
+            and not force
+            and receipt.pdf.storage.exists(receipt.pdf.name)
+        ):
             return receipt
         content = receipt_pdf_bytes(receipt)
         old_name = receipt.pdf.name if receipt.pdf else ""
@@ -175,6 +180,18 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
         receipt.sha256 = hashlib.sha256(content).hexdigest()
         receipt.save(update_fields=["pdf", "sha256"])
     return receipt
+
+
+def receipt_render_later(*, receipt: PaymentReceipt) -> None:
+    """Enqueue the receipt's issue task (on commit), which renders a PDF that is missing or was
+    lost from storage again (``receipt_render``; the same data gives the same file and hash)."""
+    from .tasks import issue_credit_note, issue_payment_receipt
+
+    if receipt.refund_id is not None:
+        task, arg = issue_credit_note, str(receipt.refund_id)
+    else:
+        task, arg = issue_payment_receipt, str(receipt.payment_id)
+    transaction.on_commit(lambda: task.delay(arg), robust=True)
 
 
 def receipt_regenerate(*, receipt_id: UUID, actor: Actor) -> PaymentReceipt:

@@ -1,12 +1,28 @@
-"""Celery tasks issuing receipts and credit notes; each takes an id and is safe to run twice."""
+"""Celery tasks issuing receipts and credit notes; each takes an id and is safe to run twice.
+
+A transient failure (the database or the storage not answering, a deadlock) is retried with
+exponential backoff and jitter, up to 5 times within minutes; what still fails is left to
+``receipts.sweep_missing_receipts`` (every 5 minutes), the backstop for lost enqueues too.
+Anything else (a template or data error) is not retried: it fails the same way again.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from orders.errors import Conflict
 
-RETRY = {"max_retries": 5, "retry_backoff": True, "retry_jitter": True, "acks_late": True}
+#: Failures that may pass on their own: database connection/deadlock, storage I/O.
+TRANSIENT = (OperationalError, InterfaceError, OSError)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "max_retries": 5,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "acks_late": True,
+}
 
 
 @shared_task(**RETRY)

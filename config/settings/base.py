@@ -324,6 +324,17 @@ LOG_REDACT_NAMES = [
     "EMAIL_HOST_PASSWORD",
     "METRICS_TOKEN",
     "DATABASE_URL",
+    "PAYOUT_WALLET_KEY",
+    "CHAIN_WEBHOOK_SECRET",
+    "CHAIN_RPC_URL",  # a provider's RPC URL often carries its API key
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "CHAINS_JSON",
+    "RECEIPTS_STORAGE_OPTIONS",
+    # Structured: only their secret fields (each chain's rpc_url, operator_key, payout_key and
+    # the variables its *_key_env names; the storage's keys and URLs).
+    "CHAINS",
+    "STORAGES",
 ]
 LOGGING["filters"] = {
     "context": {"()": "ops.logging.ContextFilter"},
@@ -394,3 +405,14 @@ CHAINS = [
     #   "tokens": [...], "operator_key_env": "POLYGON_OPERATOR_KEY", ...}]
     *env.json("CHAINS_JSON", default=[]),
 ]
+
+# --- performance ----------------------------------------------------------------------------
+#: With persistent connections (CONN_MAX_AGE > 0; production's default), check a reused
+#: connection once at the start of each request, so a database restart or a killed backend
+#: costs one reconnect rather than one failed request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+
+# --- refund sweeper -------------------------------------------------------------------------
+#: Pending refunds with no provider reference, untouched this long, are reconciled with the
+#: provider or sent by ``payments.sweep_pending_refunds``.
+REFUND_SWEEP_AFTER = timedelta(minutes=env.int("REFUND_SWEEP_AFTER_MINUTES", default=10))

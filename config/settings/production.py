@@ -1,7 +1,7 @@
 """Production: PostgreSQL and Redis, behind a TLS-terminating proxy."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DATABASES, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -24,3 +24,10 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Probes reach the processes directly over plain HTTP: never redirect them to https.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 DUMMY_PROVIDER_ENABLED = False
+# Keep database connections between requests (one connect costs more than the webhook's own
+# INSERT); a reused connection is checked at the start of each request (CONN_HEALTH_CHECKS).
+# A copy: base's dictionary is shared with every settings module that imports it.
+DATABASES = {
+    **DATABASES,
+    "default": {**DATABASES["default"], "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60)},
+}

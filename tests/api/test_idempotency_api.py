@@ -205,3 +205,28 @@ def test_second_request_while_first_runs_is_409(live_server, buyer, seller, monk
     thread.join()
     assert status == 409 and json.loads(content)["error"]["code"] == "idempotency_key_in_use"
     assert first[0][0] == 201 and Order.objects.count() == 1
+
+
+@pytest.mark.parametrize("path", ["/api/orders", "payment"])
+def test_a_provider_refusal_after_the_commit_is_kept_and_replayed(buyer_api, seller, order, path):
+    """The payment (and the order) committed before the provider refused: the 422 is kept, so
+    the same key replays it instead of writing a second order or payment."""
+    from payments.providers.base import FailureKind, ProviderError
+
+    DummyProvider.script[("create", "*")] = ProviderError(
+        "declined", code="card_declined", kind=FailureKind.NEEDS_BUYER
+    )
+    if path == "payment":
+        url, body = f"/api/orders/{order.id}/payment-transactions", {"payment_method": "fiat"}
+    else:
+        url, body = path, order_body(seller, payment_method="fiat")
+    orders, payments = Order.objects.count(), PaymentTransaction.objects.count()
+    first = buyer_api.post_json(url, body, HTTP_IDEMPOTENCY_KEY="k-refused")
+    assert first.status_code == 422 and error_code(first) == "card_declined"
+    assert PaymentTransaction.objects.count() == payments + 1
+    DummyProvider.script.clear()  # the provider would accept now: a new write would succeed
+    again = buyer_api.post_json(url, body, HTTP_IDEMPOTENCY_KEY="k-refused")
+    assert again.status_code == 422 and again.content == first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == orders + (path == "/api/orders")
+    assert PaymentTransaction.objects.count() == payments + 1

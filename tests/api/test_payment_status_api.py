@@ -135,3 +135,27 @@ def test_query_count_is_constant_for_1_and_50(buyer_api, order):
         )
     assert PaymentTransaction.objects.filter(order=order).count() == 50
     assert _status_queries(buyer_api, order) == one
+
+
+def test_the_cache_holds_json_text_and_a_hit_answers_as_a_miss(buyer_api, seller_api, paid_order):
+    import json
+
+    from django.core.cache import cache
+
+    from payments.selectors import _data_key, payment_status_invalidate, payment_status_version
+
+    payment = PaymentTransaction.objects.get()
+    receipt_issue_for_payment(payment_id=payment.id)
+    payment_status_invalidate(paid_order.id)
+    miss = buyer_api.get(url(paid_order))
+    raw = cache.get(_data_key(paid_order.id, payment_status_version(paid_order.id)))
+    assert isinstance(raw, str)  # no pickled model instances: a deploy never reads stale ones
+    cached = json.loads(raw)
+    assert cached["transactions"][0]["id"] == str(payment.id)
+    assert cached["receipts"][0]["pdf_url"] == f"/api/receipts/{cached['receipts'][0]['id']}/pdf"
+    hit = buyer_api.get(url(paid_order))
+    assert hit.content == miss.content
+    # the caller's permissions and the request's host are applied to a cached entry
+    seller = seller_api.get(url(paid_order), HTTP_HOST="localhost")
+    assert seller.json()["can_refund"] is True and hit.json()["can_refund"] is False
+    assert seller.json()["receipts"][0]["url"].startswith("http://localhost/api/receipts/")

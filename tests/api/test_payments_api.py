@@ -9,7 +9,13 @@ from django.contrib.auth.models import Permission
 
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund
-from payments.providers.base import FailureKind, Outcome, ProviderResult, ProviderUnavailableError
+from payments.providers.base import (
+    FailureKind,
+    Outcome,
+    ProviderError,
+    ProviderResult,
+    ProviderUnavailableError,
+)
 from payments.providers.dummy import DummyProvider
 from tests.api.conftest import error_code, fail, pay
 from tests.factories import UserFactory
@@ -109,6 +115,39 @@ def test_staff_updates_status(staff_api, order):
     assert r.status_code == 409 and error_code(r) == "invalid_transition"
     r = staff_api.put_json(url, {"status": "teleported"})
     assert r.status_code == 400
+
+
+def test_status_cancelled_cancels_with_the_provider_first(staff_api, order):
+    payment = pay(order, confirm=False)
+    url = f"/api/orders/payment-transactions/{payment.id}/status"
+    DummyProvider.script[("cancel", str(payment.id))] = ProviderError(
+        "The PaymentIntent succeeded.", code="payment_intent_unexpected_state"
+    )
+    r = staff_api.put_json(url, {"status": "cancelled", "reason": "duplicate"})
+    assert r.status_code == 422 and error_code(r) == "payment_intent_unexpected_state"
+    payment.refresh_from_db()
+    assert payment.status == "pending"  # the provider did not cancel: neither do we
+    DummyProvider.script.clear()
+    r = staff_api.put_json(url, {"status": "cancelled", "reason": "duplicate"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert DummyProvider.calls.count(("cancel", str(payment.id))) == 2
+
+
+@pytest.mark.parametrize("provider", ["stripe", "chain", "escrow"])
+@pytest.mark.parametrize("target", ["confirmed", "failed", "expired"])
+def test_provider_owned_states_are_refused_for_provider_backed_payments(
+    staff_api, order, provider, target
+):
+    payment = pay(order, confirm=False)
+    PaymentTransaction.objects.filter(pk=payment.pk).update(provider=provider)
+    url = f"/api/orders/payment-transactions/{payment.id}/status"
+    r = staff_api.put_json(url, {"status": target})
+    assert r.status_code == 409 and error_code(r) == "status_owned_by_provider"
+    payment.refresh_from_db()
+    assert payment.status == "pending"
+    assert not OrderPaymentEvent.objects.filter(payment_id=payment.id, to_state=target).exists()
+    r = staff_api.put_json(url, {"status": "processing"})  # not the provider's to decide
+    assert r.status_code == 200 and r.json()["status"] == "processing"
 
 
 def test_service_account_with_permission_updates_status(api_for, order):

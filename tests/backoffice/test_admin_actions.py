@@ -200,6 +200,36 @@ def test_retry_a_failed_payment(client, support, order):
     ).exists()
 
 
+def test_retry_opens_the_new_attempt_with_its_provider(client, support, order):
+    from payments.providers.dummy import DummyProvider
+
+    failed = fail_payment(start_payment(order))
+    client.force_login(support)
+    assert client.post(url("retry", failed), {"note": "buyer asked"}).status_code == 302
+    new = PaymentTransaction.objects.exclude(pk=failed.pk).get()
+    assert ("create", str(new.id)) in DummyProvider.calls
+    assert new.provider_status == "pending"  # the provider's answer was applied
+
+
+def test_retry_action_opens_the_attempt_and_reports_a_refusal(client, support, order):
+    from payments.providers.base import FailureKind, ProviderError
+    from payments.providers.dummy import DummyProvider
+
+    failed = fail_payment(start_payment(order))
+    DummyProvider.script[("create", "*")] = ProviderError(
+        "declined", code="card_declined", kind=FailureKind.NEEDS_BUYER
+    )
+    client.force_login(support)
+    changelist = reverse("admin:payments_paymenttransaction_changelist")
+    page = client.post(
+        changelist, {"action": "retry_action", "_selected_action": [failed.pk]}, follow=True
+    )
+    new = PaymentTransaction.objects.exclude(pk=failed.pk).get()
+    assert ("create", str(new.id)) in DummyProvider.calls
+    assert (new.status, new.failure_code) == ("failed", "card_declined")
+    assert "card_declined" in page.content.decode()
+
+
 def test_cancel_a_pending_payment(client, support, order):
     pending = start_payment(order)
     client.force_login(support)

@@ -98,3 +98,52 @@ def test_card_numbers_are_masked_only_when_they_are_card_numbers():
     assert redact("block 1234567890123", []) == "block 1234567890123"
     tx = "0x" + "12" * 32
     assert redact(f"tx {tx}", []) == f"tx {tx}"
+
+
+def test_chain_wallet_broker_and_storage_secrets_are_redacted(json_logs, monkeypatch):
+    """The payout key, chain webhook secret, RPC URLs (they carry API keys), Redis URL, and the
+    secret fields of CHAINS (also a key named by *_key_env) and of the storage options."""
+    receiving = "0x" + "12" * 20
+    polygon_key = "0x" + "cd" * 32
+    storage_secret = "s3-secret-AbCdEf0123456789"
+    monkeypatch.setenv("POLYGON_OPERATOR_KEY", polygon_key)
+    monkeypatch.setenv(
+        "RECEIPTS_STORAGE_OPTIONS",
+        json.dumps({"bucket_name": "rc", "secret_key": storage_secret, "access_key": "AKIA0123"}),
+    )
+    chains = [
+        {
+            "chain_id": 31337,
+            "rpc_url": "https://eth.example/v3/rpc-api-key-0123456789",
+            "operator_key": "0x" + "ab" * 32,
+            "payout_key": "0x" + "ef" * 32,
+            "receiving_address": receiving,
+            "tokens": [{"symbol": "USDC", "address": "0x" + "34" * 20}],
+        },
+        {"chain_id": 137, "rpc_url": "https://polygon.example/k/poly-key-987654321",
+         "operator_key_env": "POLYGON_OPERATOR_KEY"},
+    ]  # fmt: skip
+    secrets = {
+        "PAYOUT_WALLET_KEY": "0x" + "99" * 32,
+        "CHAIN_WEBHOOK_SECRET": "chain-hook-secret-0123",
+        "REDIS_URL": "redis://:redis-pass-0123@cache.internal:6379/0",
+    }
+    values = [
+        *secrets.values(),
+        chains[0]["rpc_url"],
+        chains[0]["operator_key"],
+        chains[0]["payout_key"],
+        chains[1]["rpc_url"],
+        polygon_key,
+        storage_secret,
+        "AKIA0123",
+    ]
+    with override_settings(CHAINS=chains, **secrets):
+        logging.getLogger("orderpay.job").warning(
+            "values %s paid to %s", " ".join(values), receiving
+        )
+    record = json_logs()[-1]
+    for value in values:
+        assert value not in json.dumps(record), value
+    assert receiving in record["message"]  # addresses are not secrets
+    assert "0x" + "34" * 20 not in values

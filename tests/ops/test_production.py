@@ -47,3 +47,19 @@ def test_gunicorn_config(monkeypatch):
     assert conf["bind"] == "0.0.0.0:9001" and conf["workers"] == 3
     assert conf["timeout"] <= 60 and conf["max_requests_jitter"] > 0
     assert "x-request-id" in conf["access_log_format"]
+
+
+def test_production_keeps_database_connections_and_checks_them(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "x" * 50)
+    monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
+    monkeypatch.delenv("CONN_MAX_AGE", raising=False)
+    base = importlib.import_module("config.settings.base")
+    before = dict(base.DATABASES["default"])
+    prod = importlib.reload(importlib.import_module("config.settings.production"))
+    assert prod.DATABASES["default"]["CONN_MAX_AGE"] == 60
+    assert prod.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+    # base's dictionary (shared with the other settings modules) is left as it was
+    assert base.DATABASES["default"] == before
+    monkeypatch.setenv("CONN_MAX_AGE", "0")
+    prod = importlib.reload(prod)
+    assert prod.DATABASES["default"]["CONN_MAX_AGE"] == 0

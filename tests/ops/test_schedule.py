@@ -31,7 +31,7 @@ def test_setup_periodic_tasks_installs_the_schedule_once():
     call_command("setup_periodic_tasks")
     assert rows() == first
     assert IntervalSchedule.objects.count() == intervals
-    assert len(first) == len(schedule()) == 10  # two chains and eight jobs
+    assert len(first) == len(schedule()) == 11  # two chains and nine jobs
     by_name = {r[0]: r for r in first}
     assert by_name["orderpay: poll chain 31337"][1:4] == (
         "payments.poll_chain",
@@ -73,6 +73,7 @@ def registered() -> set[str]:
 
 def test_every_scheduled_task_is_registered():
     assert scheduled_task_names() - registered() == set()
+    assert "payments.sweep_pending_refunds" in scheduled_task_names()
 
 
 def test_beat_reads_the_database_schedule():

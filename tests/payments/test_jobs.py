@@ -92,3 +92,72 @@ def test_webhook_sweeper_finds_events_whose_enqueue_was_lost(fake_source):
         WebhookEvent.objects.filter(status="processed").values_list("event_id", flat=True)
     ) == {"lost", "failed-due", "done"}
     assert sweep_webhook_events.delay().get() == []
+
+
+# --- pending refunds ------------------------------------------------------------------------
+def paid_refund_pending(order, actor):  # type: ignore[no-untyped-def]
+    from orders.audit import Actor
+    from payments.services import payment_apply_result, payment_refund
+
+    payment = started(order, actor)
+    payment_apply_result(
+        payment_id=payment.id,
+        actor=Actor.for_webhook("dummy", "evt_paid"),
+        result=ProviderResult(Outcome.SUCCEEDED, raw_status="succeeded"),
+    )
+    return payment_refund(order_id=order.id, actor=actor, amount="10", send=False)
+
+
+def test_refund_send_twice_sends_once(order, actor, monkeypatch):
+    """A second caller while the first call is in flight is refused, not sent again."""
+    from orders.errors import Conflict
+    from payments.services import refund_send
+
+    refund = paid_refund_pending(order, actor)
+    original, seen = DummyProvider.refund, []
+
+    def refund_while_another_caller_sends(self, data):  # type: ignore[no-untyped-def]
+        with pytest.raises(Conflict) as err:
+            refund_send(refund_id=data.refund_id, actor=actor)
+        seen.append(err.value.code)
+        return original(self, data)
+
+    monkeypatch.setattr(DummyProvider, "refund", refund_while_another_caller_sends)
+    refund_send(refund_id=refund.id, actor=actor)
+    assert seen == ["refund_already_sent"]
+    assert DummyProvider.calls.count(("refund", str(refund.id))) == 1
+    refund.refresh_from_db()
+    assert refund.status == "succeeded"
+    with pytest.raises(Conflict):
+        refund_send(refund_id=refund.id, actor=actor)
+
+
+@override_settings(REFUND_SWEEP_AFTER=timedelta(minutes=10))
+def test_sweeper_sends_a_refund_never_sent_and_reconciles_one_sent(order, actor):
+    from payments.models import Refund
+    from payments.tasks import sweep_pending_refunds
+
+    with time_machine.travel(T0, tick=False) as clock:
+        never_sent = paid_refund_pending(order, actor)
+        # a second refund whose call reached the provider before the process died
+        from payments.services import payment_refund
+
+        in_flight = payment_refund(order_id=order.id, actor=actor, amount="5", send=False)
+        Refund.objects.filter(pk=in_flight.pk).update(provider_status="sending")
+        DummyProvider.script[("fetch_refund", str(never_sent.id))] = ProviderResult(
+            Outcome.FAILED, raw_status="not_found", error_code="refund_not_found"
+        )
+        DummyProvider.script[("fetch_refund", str(in_flight.id))] = ProviderResult(
+            Outcome.SUCCEEDED, reference="re_found", raw_status="succeeded"
+        )
+        assert sweep_pending_refunds.delay().get() == {}  # too recent: their call may run
+        clock.shift(timedelta(minutes=11))
+        done = sweep_pending_refunds.delay().get()
+        assert done == {str(never_sent.id): "sent", str(in_flight.id): "reconciled"}
+        assert sweep_pending_refunds.delay().get() == {}  # twice is harmless
+    never_sent.refresh_from_db()
+    in_flight.refresh_from_db()
+    assert never_sent.status == "succeeded" and never_sent.provider_reference
+    assert (in_flight.status, in_flight.provider_reference) == ("succeeded", "re_found")
+    assert DummyProvider.calls.count(("refund", str(never_sent.id))) == 1
+    assert ("refund", str(in_flight.id)) not in DummyProvider.calls

@@ -352,6 +352,35 @@ class TestDisputes:
         assert sorted(Refund.objects.values_list("amount", flat=True)) == [D("25"), D("75")]
         assert status(order) == "refunded"
 
+    def test_dispute_lost_supersedes_pending_refunds(self, order, actor, staff):
+        """A refund still pending when the dispute is lost must not count as paid back, and
+        its later failure must not make the payment refundable again."""
+        from orders.models import OrderPaymentEvent
+
+        payment = paid_payment(order, actor)
+        payment_refund(order_id=order.id, actor=Actor.for_admin(staff), amount="25")
+        pending = payment_refund(
+            order_id=order.id, actor=Actor.for_admin(staff), amount="30", send=False
+        )
+        payment_open_dispute(payment_id=payment.id, actor=WEBHOOK)
+        payment_close_dispute(payment_id=payment.id, actor=WEBHOOK, outcome="lost")
+        pending.refresh_from_db()
+        assert pending.status == "failed" and "dispute" in pending.failure_reason
+        assert OrderPaymentEvent.objects.filter(
+            refund_id=pending.id, action="fail", to_state="failed"
+        ).exists()
+        succeeded = Refund.objects.filter(payment=payment, status="succeeded")
+        assert sum(r.amount for r in succeeded) == D("100.00")
+        # The provider reports the superseded refund failed: nothing moves.
+        refund_apply_result(
+            refund_id=pending.id, actor=WEBHOOK, result=ProviderResult(Outcome.FAILED)
+        )
+        payment = PaymentTransaction.objects.get(pk=payment.pk)
+        assert payment.status == "refunded" and payment.refunded_amount == D("100.00")
+        assert payment.refundable_amount == 0 and status(order) == "refunded"
+        with pytest.raises(Conflict):
+            payment_refund(order_id=order.id, actor=Actor.for_admin(staff), amount="1")
+
     def test_escrow_released_after_dispute_completes_the_order(self, order, actor):
         payment = paid_payment(order, actor)
         payment_open_dispute(payment_id=payment.id, actor=WEBHOOK)

@@ -187,6 +187,24 @@ def test_pdf_download_for_buyer_seller_and_staff(receipt, order, staff, who):
     assert receipt.number in response["Content-Disposition"]
 
 
+def test_pdf_missing_from_storage_is_404_not_ready_and_rendered_again(
+    receipt, order, django_capture_on_commit_callbacks
+):
+    receipt.pdf.storage.delete(receipt.pdf.name)
+    client = APIClient()
+    client.force_authenticate(order.buyer)
+    with django_capture_on_commit_callbacks(execute=True) as enqueued:
+        response = client.get(f"/api/receipts/{receipt.id}/pdf")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "receipt_not_ready"
+    assert len(enqueued) == 1  # the re-render was enqueued (run eagerly here)
+    rendered = PaymentReceipt.objects.get(pk=receipt.pk)
+    assert rendered.pdf.storage.exists(rendered.pdf.name) and rendered.sha256 == receipt.sha256
+    again = client.get(f"/api/receipts/{receipt.id}/pdf")
+    assert again.status_code == 200
+    assert hashlib.sha256(b"".join(again.streaming_content)).hexdigest() == receipt.sha256
+
+
 def test_pdf_is_404_for_strangers_and_401_anonymous(receipt):
     client = APIClient()
     assert client.get(f"/api/receipts/{receipt.id}/pdf").status_code == 401
@@ -246,3 +264,41 @@ def test_receipt_summaries_link_to_the_pdf(receipt, order):
     client = APIClient()
     client.force_authenticate(order.buyer)
     assert client.get(summary["pdf_url"]).status_code == 200
+
+
+def test_a_transient_failure_of_the_receipt_task_is_retried(order, monkeypatch):
+    from django.db import OperationalError
+
+    from receipts import services
+    from receipts.tasks import issue_payment_receipt
+
+    payment = paid_card_payment(order)  # on-commit callbacks never ran: nothing issued
+    real, calls = services.receipt_issue_for_payment, []
+
+    def flaky(**kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "receipt_issue_for_payment", flaky)
+    number = issue_payment_receipt.apply((str(payment.id),), throw=False).get()
+    assert len(calls) == 2
+    assert PaymentReceipt.objects.get(payment=payment).number == number
+
+
+def test_a_programming_error_is_not_retried(order, monkeypatch):
+    from receipts import services
+    from receipts.tasks import issue_payment_receipt
+
+    payment = paid_card_payment(order)
+    calls = []
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        raise KeyError("template variable")
+
+    monkeypatch.setattr(services, "receipt_issue_for_payment", broken)
+    with pytest.raises(KeyError):
+        issue_payment_receipt.apply((str(payment.id),), throw=False).get()
+    assert len(calls) == 1

@@ -238,6 +238,20 @@ def test_amount_mismatch_is_flagged(started, fake, deliver):
     payment = reload(started)
     assert payment.review_status == "flagged"
     assert payment.review_reasons[0]["reason"] == "amount_mismatch"
+    assert payment.status == "processing" and payment.confirmed_at is None  # not confirmed
+    assert Order.objects.get(pk=payment.order_id).status != "paid"
+
+
+@pytest.mark.parametrize("changes", [{"currency": "eur"}, {"amount": 10**9}])
+def test_succeeded_payment_intent_with_other_money_is_never_confirmed(
+    started, fake, deliver, changes
+):
+    fake.intents[started.payment_intent_id].update(status="succeeded", **changes)
+    deliver("payment_intent.succeeded", {"id": started.payment_intent_id})
+    deliver("payment_intent.succeeded", {"id": started.payment_intent_id})  # again
+    payment = reload(started)
+    assert payment.status == "processing" and payment.review_status == "flagged"
+    assert not OrderPaymentEvent.objects.filter(payment_id=payment.id, action="confirm").exists()
 
 
 # --- refunds --------------------------------------------------------------------------------

@@ -94,6 +94,11 @@ def payment_intent_result(pi: dict[str, Any], payment: PaymentData) -> ProviderR
     expected = stripe_amount(payment.amount, payment.currency)
     currency = str(pi.get("currency") or "").upper()
     if int(pi.get("amount") or 0) != expected or currency != payment.currency.upper():
+        # Money other than the payment's: never confirmed. A succeeded PaymentIntent keeps the
+        # payment processing, flagged, until staff settle it (refund it at Stripe, or ...).
+        if result.outcome == Outcome.SUCCEEDED:
+            result.outcome = Outcome.PROCESSING
+            result.data["stripe"]["held_for_review"] = "amount_mismatch"
         result.review_flags.append(
             (
                 "amount_mismatch",
