@@ -49,10 +49,12 @@ from .models import (
 from .providers.base import Outcome, ProviderError, ProviderResult
 from .providers.chain import client as rpc
 from .providers.chain.provider import (
+    CLOCK_SKEW,
     ChainProvider,
     EscrowProvider,
     base_units_to_amount,
     escrow_terms_problem,
+    payer_address,
 )
 from .providers.chain.registry import ChainConfig, all_chains, get_chain
 from .services import (
@@ -80,7 +82,7 @@ MAX_BACKOFF_SECONDS = 600
 CHUNK_SIZE = 500
 #: a Transfer found in the logs pays a payment created up to this long after its block's
 #: timestamp (node and server clocks differ; block timestamps are whole seconds)
-MATCH_CLOCK_SKEW = timedelta(seconds=120)
+MATCH_CLOCK_SKEW = CLOCK_SKEW
 T = TypeVar("T")
 #: what a claimed transaction's mining sets on its payment (bulk-updated when nothing else moves)
 POSITION_FIELDS = frozenset(
@@ -643,9 +645,11 @@ def _on_deposit(
 
 def _transfer_candidates(
     chain: ChainConfig, transfers: list[rpc.DecodedLog]
-) -> dict[tuple[str, int, str], list[PaymentTransaction]]:
-    """Open, unclaimed token payments by (token, base units, pay-to address), oldest first."""
-    found: dict[tuple[str, int, str], list[PaymentTransaction]] = defaultdict(list)
+) -> dict[tuple[str, int, str, str], list[PaymentTransaction]]:
+    """Open, unclaimed token payments by (token, base units, pay-to address, payer's wallet),
+    oldest first. A payment that names no wallet (recorded before payments did) is never
+    matched from a log: only a claim can pay it."""
+    found: dict[tuple[str, int, str, str], list[PaymentTransaction]] = defaultdict(list)
     for p in (
         PaymentTransaction.objects.filter(
             chain_id=chain.chain_id,
@@ -659,7 +663,10 @@ def _transfer_candidates(
         .order_by("created_at")
     ):
         to = (p.pay_to_address or chain.receiving_address).lower()
-        found[(str(p.token_address).lower(), int(p.amount_base_units or 0), to)].append(p)
+        payer = payer_address(p.provider_data)
+        if payer:
+            key = (str(p.token_address).lower(), int(p.amount_base_units or 0), to, payer)
+            found[key].append(p)
     return found
 
 
@@ -683,12 +690,13 @@ def _apply_transfers(
     """Token payments nobody claimed, found by their ``Transfer`` to our receiving address.
 
     A transfer pays the one open, unclaimed payment asking for exactly that token and amount
-    (base units) to that address, in the window between the payment's creation and its
-    expiry. When two or more payments qualify, nothing is guessed: each is flagged
-    ``ambiguous_transfer`` for staff, and the buyer who claims the hash settles it. Crediting
-    the oldest would be right only by chance, and a wrong guess pays one buyer's order with
-    another buyer's money. A matched payment then follows the claimed path: ``processing``
-    while shallow, ``confirmed`` at depth after its block hash re-checks."""
+    (base units) to that address from that payer's wallet, in the window between the
+    payment's creation and its expiry. When two or more payments qualify, nothing is
+    guessed: each is flagged ``ambiguous_transfer`` for staff, and the buyer who claims the
+    hash settles it. Crediting the oldest would be right only by chance, and a wrong guess
+    pays one buyer's order with another buyer's money. A matched payment then follows the
+    claimed path: ``processing`` while shallow, ``confirmed`` at depth after its block hash
+    re-checks."""
     if not transfers:
         return
     actor = _actor(chain)
@@ -703,7 +711,7 @@ def _apply_transfers(
         seen_hashes.add(d.transaction_hash)
         stamp = times.get(d.block_number)
         block_time = datetime.fromtimestamp(stamp, tz=UTC) if stamp is not None else None
-        key = (d.address, int(d.args["value"]), d.args["to"])
+        key = (d.address, int(d.args["value"]), d.args["to"], d.args["from"])
         open_ = [
             p for p in candidates.get(key, []) if p.id not in taken and _in_window(p, block_time)
         ]

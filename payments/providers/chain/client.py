@@ -8,6 +8,7 @@ made, so tests and the monitor can report what a pass costs.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -95,6 +96,19 @@ def hex_int(value: int) -> str:
 
 def norm_address(value: Any) -> str:
     return str(value or "").lower()
+
+
+def address_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable EVM address (None when it is): 0x and 40 hex digits; a
+    mixed-case address must carry a valid EIP-55 checksum (all lower or all upper case has
+    none to check)."""
+    text = str(value or "")
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        return "An address is 0x and 40 hex digits."
+    digits = text[2:]
+    if digits != digits.lower() and digits != digits.upper() and not Web3.is_checksum_address(text):
+        return "The address's checksum (its mixed case) is wrong."
+    return None
 
 
 def topic_address(topic: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -48,6 +48,21 @@ def amount_to_base_units(amount: Decimal, decimals: int) -> int:
 def base_units_to_amount(units: int, decimals: int) -> Decimal:
     with localcontext(MONEY_CONTEXT):
         return Decimal(int(units)).scaleb(-decimals)
+
+
+#: node and server clocks differ, and block timestamps are whole seconds: a transaction mined
+#: up to this long before the payment's row was written still counts as made after it
+CLOCK_SKEW = timedelta(seconds=120)
+
+
+def payer_address(provider_data: dict[str, Any]) -> str:
+    """The wallet a crypto payment is paid from, from its provider data (lowercase; "" for a
+    payment recorded before payments named one)."""
+    request = provider_data.get("request")
+    payer = provider_data.get("payer_address") or (
+        request.get("payer_address") if isinstance(request, dict) else None
+    )
+    return str(payer or "").lower()
 
 
 def _chain(chain_id: int | None) -> ChainConfig:
@@ -193,6 +208,15 @@ class _ChainBase:
             raise ProviderError("The transaction is for another chain.", code="wrong_chain")
         if receipt is not None and rpc.to_int(receipt.get("status")) != 1:
             raise ProviderError("The transaction reverted.", code="transaction_reverted")
+        if (
+            block_time is not None
+            and payment.created_at is not None
+            and block_time < payment.created_at - CLOCK_SKEW
+        ):
+            raise ProviderError(
+                "The transaction was mined before the payment was made.",
+                code="transaction_predates_payment",
+            )
         expected = int(payment.amount_base_units or 0)
         checked = self._check(chain, payment, tx, receipt, head)
         fields: dict[str, Any] = {
@@ -221,6 +245,9 @@ class _ChainBase:
                     },
                 )
             )
+        if payment.method == "crypto" and not payer_address(payment.details):
+            # recorded before payments named their wallet: nothing binds the sender
+            flags.append(("payer_not_bound", {"sender_address": checked.sender}))
         paid_at = block_time or timezone.now()
         if payment.expires_at and paid_at > payment.expires_at:
             flags.append(
@@ -303,9 +330,20 @@ class ChainProvider(_ChainBase):
             raise ProviderError(
                 "No receiving address is configured for this chain.", code="chain_not_configured"
             )
+        payer = str(request.get("payer_address") or "")
+        if not payer:
+            raise ProviderError(
+                "A crypto payment names the wallet it is paid from.",
+                code="payer_address_required",
+            )
+        problem = rpc.address_problem(payer)
+        if problem:
+            raise ProviderError(problem, code="invalid_payer_address")
+        payer = payer.lower()
         to = chain.receiving_address
         fields["pay_to_address"] = to
         instructions["pay_to_address"] = to
+        instructions["payer_address"] = payer
         if asset.is_native:
             requests_ = [tx_request(to, units, "0x", f"send {payment.amount} {asset.symbol}")]
         else:
@@ -317,8 +355,10 @@ class ChainProvider(_ChainBase):
                     f"transfer {payment.amount} {asset.symbol}",
                 )
             ]
+        for r in requests_:
+            r["from"] = payer
         instructions["transaction_requests"] = requests_
-        return {}
+        return {"payer_address": payer}
 
     def _check(
         self,
@@ -358,8 +398,14 @@ class ChainProvider(_ChainBase):
             if not matching:
                 raise ProviderError("The transfer paid another token.", code="wrong_token")
             received = sum(int(t.args["value"]) for t in matching)
+        sender = rpc.norm_address(tx.get("from"))
+        payer = payer_address(payment.details)
+        if payer and sender != payer:
+            raise ProviderError(
+                "The transaction was not sent from the payment's wallet.", code="wrong_sender"
+            )
         position = self._position(receipt, head)
-        return Checked(sender=rpc.norm_address(tx.get("from")), received=received, **position)
+        return Checked(sender=sender, received=received, **position)
 
 
 class EscrowProvider(_ChainBase):
