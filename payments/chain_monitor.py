@@ -776,7 +776,7 @@ def _on_final_event(
     if d.name == "Released":
         with transaction.atomic():
             _, locked = _lock_payment(p.id)
-            if locked.status == P.CONFIRMED:
+            if locked.status in (P.CONFIRMED, P.PARTIALLY_REFUNDED):
                 payment_transition(locked, "complete", actor=actor, details=info)
             elif locked.status == P.DISPUTED:
                 _close_escrow_dispute(locked, actor, info)

@@ -244,11 +244,12 @@ def _send(chain: ChainConfig, payment: PaymentTransaction, purpose: str, data: s
 
 
 def escrow_release(*, order_id: UUID, actor: Actor) -> ChainTransaction:
-    """Release the held funds to the seller through the operator key (the buyer confirmed
-    delivery). The payment completes when the monitor sees the ``Released`` event final."""
+    """Release the held funds (all, or what a partial refund left) to the seller through the
+    operator key (the buyer confirmed delivery). The payment completes when the monitor sees
+    the ``Released`` event final."""
     with transaction.atomic():
         order = order_lock(order_id)
-        payment = _escrow_payment(order, (P.CONFIRMED,))
+        payment = _escrow_payment(order, (P.CONFIRMED, P.PARTIALLY_REFUNDED))
         if CT.objects.filter(
             payment=payment,
             purpose=CT.Purpose.RELEASE,

@@ -228,3 +228,20 @@ def test_manual_crypto_refund_recorded_by_support_is_verified(chain_env, buyer, 
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.provider_reference == good
     assert PaymentTransaction.objects.get(pk=payment.id).status == "partially_refunded"
+
+
+def test_partly_refunded_escrow_is_released_and_completes(chain_env, buyer, seller, staff):
+    order = chain_order(buyer, seller, "USDC", "50")
+    payment = held_escrow(chain_env, order)
+    escrow_refund(order_id=order.id, actor=Actor.for_admin(staff), amount="20")
+    settle(chain_env)
+    assert PaymentTransaction.objects.get(pk=payment.id).status == "partially_refunded"
+
+    response = api(buyer).post(f"/api/orders/{order.id}/confirm-delivery")
+    assert response.status_code == 202, response.json()
+    settle(chain_env)
+    payment = PaymentTransaction.objects.get(pk=payment.id)
+    assert payment.status == "completed" and payment.refunded_amount == Decimal("20")
+    assert Order.objects.get(pk=order.id).status == "completed"
+    assert chain_env.token_balance(chain_env.seller_wallet) == 30_000_000
+    assert chain_env.token_balance(chain_env.payer) == 20_000_000
