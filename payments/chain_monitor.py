@@ -11,8 +11,10 @@ Its cost grows with new blocks, not with pending payments:
    payments are matched by exact token, amount and time window; ambiguous ones go to staff);
 4. batched receipts only for claimed transactions not yet mined (and platform-sent ones);
 5. confirm what has its confirmations and whose block hash re-checked. Results are applied in
-   chunks, each its own transaction; the cursor is stored by the pass's last transaction, so
-   a pass failing midway is re-run from the same cursor (every step is idempotent).
+   chunks, each its own transaction, each payment or event a savepoint: one that raises is
+   flagged ``monitor_error`` and the pass goes on. The cursor is stored by the pass's last
+   transaction, so a pass failing midway (database lost) is re-run from the same cursor
+   (every step is idempotent).
 
 Events of the escrow contract are applied only once final (``required_confirmations`` deep);
 a deposit seen earlier shows the payment as ``processing``.
@@ -29,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -63,6 +65,7 @@ from .services import (
     payment_close_dispute,
     payment_data,
     payment_flag,
+    payment_flag_for_review,
     payment_open_dispute,
     payment_refund,
     payment_transition,
@@ -214,13 +217,47 @@ def _watched(chain: ChainConfig):  # type: ignore[no-untyped-def]
     )
 
 
-def _in_chunks(items: Sequence[T], apply: Callable[[T], None]) -> None:
-    """Apply ``items`` in order, ``CHUNK_SIZE`` per database transaction. A failing item rolls
-    back its chunk only; the exception ends the pass (earlier chunks stay committed)."""
+def _in_chunks(
+    chain: ChainConfig,
+    items: Sequence[T],
+    apply: Callable[[T], None],
+    payment_ids: Callable[[T], Sequence[Any]],
+) -> None:
+    """Apply ``items`` in order, ``CHUNK_SIZE`` per database transaction, each item in its own
+    savepoint. An item that raises (a domain error, a malformed event, a bug) rolls back alone:
+    its payments (``payment_ids(item)``) are flagged ``monitor_error`` with the error for staff
+    and the pass carries on, so one bad payment or event never stops the chain's monitor (the
+    cursor still advances). Only a lost database connection ends the pass."""
     for offset in range(0, len(items), CHUNK_SIZE):
         with transaction.atomic():
             for item in items[offset : offset + CHUNK_SIZE]:
-                apply(item)
+                try:
+                    with transaction.atomic():
+                        apply(item)
+                except (OperationalError, InterfaceError):
+                    raise
+                except Exception as exc:
+                    _monitor_error(chain, apply.__name__, payment_ids(item), exc)
+
+
+def _monitor_error(
+    chain: ChainConfig, step: str, payment_ids: Sequence[Any], exc: Exception
+) -> None:
+    logger.exception("chain %s: %s failed for %s", chain.chain_id, step, list(payment_ids))
+    details = {"step": step, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    for payment_id in payment_ids:
+        try:
+            with transaction.atomic():
+                payment_flag_for_review(
+                    payment_id=payment_id,
+                    reason="monitor_error",
+                    actor=_actor(chain),
+                    details=details,
+                )
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            logger.exception("chain %s: could not flag payment %s", chain.chain_id, payment_id)
 
 
 def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> None:
@@ -456,7 +493,10 @@ def _apply_reorg(
         report.moved_back += 1
 
     _in_chunks(
-        [p for p in mined if canonical.get(int(p.block_number or 0)) != p.block_hash], move_back
+        chain,
+        [p for p in mined if canonical.get(int(p.block_number or 0)) != p.block_hash],
+        move_back,
+        lambda p: [p.id],
     )
     for t in ct_mined:
         if canonical.get(int(t.block_number or 0)) != t.block_hash:
@@ -532,7 +572,7 @@ def _apply_awaiting(
             return
         _savepoint_apply(p.id, result, actor)
 
-    _in_chunks(awaiting, apply)
+    _in_chunks(chain, awaiting, apply, lambda p: [p.id])
 
 
 def _position_only(p: PaymentTransaction, result: ProviderResult) -> bool:
@@ -576,7 +616,12 @@ def _apply_logs(
             report.events += 1
             _on_final_event(chain, p, d, actor)
 
-    _in_chunks([d for d in logs if d.args["escrow_id"] in payments], apply)
+    _in_chunks(
+        chain,
+        [d for d in logs if d.args["escrow_id"] in payments],
+        apply,
+        lambda d: [payments[d.args["escrow_id"]].id],
+    )
 
 
 def _on_deposit(
@@ -764,8 +809,8 @@ def _apply_transfers(
                 payment_flag(locked, "ambiguous_transfer", actor=actor, details=details)
         report.ambiguous += 1
 
-    _in_chunks(matches, match)
-    _in_chunks(ambiguous, flag)
+    _in_chunks(chain, matches, match, lambda item: [item[1].id])
+    _in_chunks(chain, ambiguous, flag, lambda item: [p.id for p in item[1]])
 
 
 def _on_final_event(
@@ -881,7 +926,7 @@ def _confirm_at_depth(
         )
         report.confirmed += 1
 
-    _in_chunks(deep, confirm)
+    _in_chunks(chain, deep, confirm, lambda p: [p.id])
     # the position only (no transition): one UPDATE for every payment still climbing
     _watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).update(
         confirmations=head + 1 - F("block_number")
@@ -1001,4 +1046,4 @@ def _expire(chain: ChainConfig, report: PassReport) -> None:
         )
         report.expired += 1
 
-    _in_chunks(list(overdue), expire)
+    _in_chunks(chain, list(overdue), expire, lambda payment_id: [payment_id])

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, keccak
 from web3 import HTTPProvider, Web3
@@ -204,7 +205,15 @@ class DecodedLog:
 
 
 def decode_log(log: dict[str, Any]) -> DecodedLog | None:
-    """An escrow event or an ERC-20 Transfer from a raw JSON-RPC log; None for anything else."""
+    """An escrow event or an ERC-20 Transfer from a raw JSON-RPC log; None for anything else,
+    malformed ones included (a contract may emit a ``Transfer`` topic with short data)."""
+    try:
+        return _decode_log(log)
+    except (DecodingError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _decode_log(log: dict[str, Any]) -> DecodedLog | None:
     topics = [str(t).lower() for t in log.get("topics", [])]
     if not topics:
         return None
