@@ -79,6 +79,9 @@ CT = ChainTransaction
 CHAIN_METHODS = (PaymentMethod.CRYPTO, PaymentMethod.ESCROW)
 WATCHED = (P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED)
 REBROADCAST_AFTER = timedelta(seconds=60)
+#: how long a claimed transaction the node never showed (the payment expired) is still looked
+#: for: one mined later is credited and flagged ``late_payment``
+LATE_CLAIM_WATCH = timedelta(days=7)
 MAX_BACKOFF_SECONDS = 600
 #: payments applied per database transaction: each chunk commits on its own, the cursor with
 #: the pass's last transaction (see ``_poll``)
@@ -277,6 +280,8 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     awaiting = list(
         _watched(chain)
         .filter(transaction_hash__isnull=False, block_number__isnull=True)
+        # a claim given up on (expired) is still looked for, for LATE_CLAIM_WATCH
+        .exclude(status=P.EXPIRED, updated_at__lt=timezone.now() - LATE_CLAIM_WATCH)
         .select_related("order", "order__buyer")  # payment_data() reads both
     )
     sent = list(CT.objects.filter(chain_id=chain.chain_id, status=CT.Status.SENT))
@@ -532,17 +537,10 @@ def _apply_awaiting(
                 claimed_at = timezone.datetime.fromisoformat(claimed)
             except ValueError:
                 claimed_at = p.updated_at
-            if now - claimed_at > timedelta(seconds=chain.claim_timeout_seconds):
-                payment_apply_result(
-                    payment_id=p.id,
-                    actor=actor,
-                    result=ProviderResult(
-                        Outcome.FAILED,
-                        raw_status="never_seen",
-                        error_code="transaction_not_found",
-                        error_message="The claimed transaction never appeared on chain.",
-                    ),
-                )
+            if p.status != P.EXPIRED and now - claimed_at > timedelta(
+                seconds=chain.claim_timeout_seconds
+            ):
+                _give_up_claim(p, actor)
             return
         if tx is None or receipt is None:
             return  # still in the pool
@@ -562,6 +560,10 @@ def _apply_awaiting(
             return
         if result.outcome == Outcome.SUCCEEDED:
             result.outcome, result.raw_status = Outcome.PROCESSING, "mined"  # confirm next pass
+        if p.status == P.EXPIRED:  # given up on, mined after all: credited, and staff told
+            result.review_flags.append(
+                ("late_payment", {"transaction_hash": h, "reason": "mined after the claim expired"})
+            )
         if _position_only(p, result):
             # already processing (claimed in the pool), nothing to flag: only where it was
             # mined changes. One conditional UPDATE: it applies only if the row is still as
@@ -573,6 +575,32 @@ def _apply_awaiting(
         _savepoint_apply(p.id, result, actor)
 
     _in_chunks(chain, awaiting, apply, lambda p: [p.id])
+
+
+def _give_up_claim(p: PaymentTransaction, actor: Actor) -> None:
+    """A claimed transaction the node never showed within the claim timeout: the payment
+    expires (not fails) and keeps its hash, so the monitor goes on looking for it for
+    ``LATE_CLAIM_WATCH``; money mined late is still credited (flagged ``late_payment``). A
+    payment in ``unknown`` cannot expire: it fails as before."""
+    if p.status == P.UNKNOWN:
+        payment_apply_result(
+            payment_id=p.id,
+            actor=actor,
+            result=ProviderResult(
+                Outcome.FAILED,
+                raw_status="never_seen",
+                error_code="transaction_not_found",
+                error_message="The claimed transaction never appeared on chain.",
+            ),
+        )
+        return
+    payment_update_status(
+        payment_id=p.id,
+        status=P.EXPIRED,
+        actor=actor,
+        reason="claimed transaction never seen on chain",
+        details={"transaction_hash": p.transaction_hash, "provider_status": "never_seen"},
+    )
 
 
 def _position_only(p: PaymentTransaction, result: ProviderResult) -> bool:
