@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from django.core.cache import cache
@@ -975,7 +976,8 @@ def _apply_sent(
             if t.raw_transaction and now - t.updated_at > REBROADCAST_AFTER:
                 from .escrow_services import chain_broadcast
 
-                chain_broadcast(t.pk)
+                # sent after the pass's transaction commits: no network call inside it
+                transaction.on_commit(partial(chain_broadcast, t.pk))
                 CT.objects.filter(pk=t.pk).update(updated_at=now)
             elif t.purpose == CT.Purpose.MANUAL_REFUND and now - t.created_at > timedelta(
                 seconds=chain.claim_timeout_seconds

@@ -257,6 +257,12 @@ def address_of_key(private_key: str) -> str:
     return norm_address(Account.from_key(private_key).address)
 
 
+def sign_prepared(private_key: str, tx: dict[str, Any], nonce: int) -> tuple[str, str]:
+    """Sign a prepared transaction with its nonce, locally (no network); (tx_hash, raw_tx)."""
+    signed = Account.from_key(private_key).sign_transaction({**tx, "nonce": nonce})
+    return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
+
+
 # --- the client -----------------------------------------------------------------------------
 class ChainClient:
     """Raw JSON-RPC to one node, with batching and request counting."""
@@ -385,6 +391,29 @@ class ChainClient:
         tip = max(tip, 1_000_000_000 // 1000)  # never zero: some nodes refuse it
         return 2 * base_fees[-1] + tip, tip
 
+    def prepare_transaction(
+        self, sender: str, *, to: str, data: str = "0x", value: int = 0, chain_id: int
+    ) -> dict[str, Any]:
+        """The network part of sending (no nonce yet): estimate gas (a revert raises
+        ``RpcError``), take fees from fee history. Sign it with ``sign_prepared``."""
+        gas = to_int(
+            self.call(
+                "eth_estimateGas",
+                [{"from": sender, "to": to, "data": data, "value": hex_int(value)}],
+            )
+        )
+        max_fee, tip = self.fees()
+        return {
+            "type": 2,
+            "chainId": chain_id,
+            "to": Web3.to_checksum_address(to),
+            "value": value,
+            "data": data,
+            "gas": gas + gas // 5,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+        }
+
     def sign_transaction(
         self,
         private_key: str,
@@ -396,27 +425,9 @@ class ChainClient:
         chain_id: int,
     ) -> tuple[str, str]:
         """Estimate gas, take fees from fee history, sign; returns (tx_hash, raw_tx)."""
-        sender = Account.from_key(private_key)
-        gas = to_int(
-            self.call(
-                "eth_estimateGas",
-                [{"from": sender.address, "to": to, "data": data, "value": hex_int(value)}],
-            )
-        )
-        max_fee, tip = self.fees()
-        tx = {
-            "type": 2,
-            "chainId": chain_id,
-            "nonce": nonce,
-            "to": Web3.to_checksum_address(to),
-            "value": value,
-            "data": data,
-            "gas": gas + gas // 5,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
-        }
-        signed = sender.sign_transaction(tx)
-        return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
+        sender = address_of_key(private_key)
+        tx = self.prepare_transaction(sender, to=to, data=data, value=value, chain_id=chain_id)
+        return sign_prepared(private_key, tx, nonce)
 
     def send_raw(self, raw_tx: str) -> str:
         return str(self.call("eth_sendRawTransaction", [raw_tx])).lower()
