@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
 
 from orders.errors import ValidationFailed
-from orders.money import MONEY_CONTEXT
+from orders.money import amount_at_decimals, units_at_decimals
 from payments.providers.base import (
     FailureKind,
     Outcome,
@@ -36,18 +36,14 @@ logger = logging.getLogger(__name__)
 
 
 def amount_to_base_units(amount: Decimal, decimals: int) -> int:
-    with localcontext(MONEY_CONTEXT):
-        scaled = Decimal(amount).scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise ProviderError(
-            f"{amount} has more decimals than the asset's {decimals}.", code="invalid_amount"
-        )
-    return int(scaled)
+    """``orders.money.units_at_decimals`` (the one conversion), refusals as provider errors."""
+    try:
+        return units_at_decimals(amount, decimals, what=f"an asset with {decimals} decimals")
+    except ValidationFailed as exc:
+        raise ProviderError(exc.message, code=exc.code) from None
 
 
-def base_units_to_amount(units: int, decimals: int) -> Decimal:
-    with localcontext(MONEY_CONTEXT):
-        return Decimal(int(units)).scaleb(-decimals)
+base_units_to_amount = amount_at_decimals
 
 
 #: node and server clocks differ, and block timestamps are whole seconds: a transaction mined
