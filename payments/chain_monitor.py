@@ -1061,6 +1061,11 @@ def _confirm_sent_at_depth(
 
 
 def _expire(chain: ChainConfig, report: PassReport) -> None:
+    """Unpaid chain payments past ``expires_at``, closed by THE expiry rule
+    (``payments.jobs.payment_expire``, which the stale-payment sweeper runs for every method);
+    the pass only finds them sooner and counts them."""
+    from .jobs import payment_expire
+
     actor = _actor(chain)
     overdue = PaymentTransaction.objects.filter(
         chain_id=chain.chain_id,
@@ -1071,9 +1076,7 @@ def _expire(chain: ChainConfig, report: PassReport) -> None:
     ).values_list("id", flat=True)
 
     def expire(payment_id: Any) -> None:
-        payment_update_status(
-            payment_id=payment_id, status=P.EXPIRED, actor=actor, reason="no transaction in time"
-        )
-        report.expired += 1
+        if payment_expire(payment_id=payment_id, actor=actor) == P.EXPIRED:
+            report.expired += 1
 
     _in_chunks(chain, list(overdue), expire, lambda payment_id: [payment_id])

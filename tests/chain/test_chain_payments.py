@@ -322,6 +322,9 @@ def test_unpaid_payment_expires(chain_env, buyer, seller):
     )
     report = chain_env.poll()
     assert report.expired == 1 and reload(payment).status == "expired"
+    # by the one expiry rule the stale-payment sweeper also runs (provider asked first)
+    expiry = OrderPaymentEvent.objects.get(payment_id=payment.id, to_state="expired")
+    assert expiry.details["provider_status"] == "cancelled" and "expires_at" in expiry.details
     # paid late: accepted, flagged
     tx_hash = chain_env.send(chain_env.payer, chain_env.receiving, 5 * 10**17)
     chain_env.node.mine(CONFIRMATIONS)
