@@ -35,7 +35,12 @@ from .providers.base import Outcome, ProviderError, ProviderResult, RefundData
 from .providers.chain import client as rpc
 from .providers.chain.provider import amount_to_base_units, tx_request
 from .providers.chain.registry import ChainConfig, get_chain
-from .services import payment_open_dispute, payment_refund, refund_apply_result
+from .services import (
+    payment_open_dispute,
+    payment_refund,
+    refund_apply_result,
+    transaction_hash_clean,
+)
 
 logger = logging.getLogger(__name__)
 P = PaymentStatus
@@ -195,11 +200,7 @@ def refund_record_transaction(
 ) -> ChainTransaction:
     """Support sent a crypto refund by hand: record its hash; the monitor verifies it (to the
     payer, the refund's exact amount) and settles the refund at its confirmations."""
-    tx_hash = str(transaction_hash or "").strip().lower()
-    if len(tx_hash) != 66 or not tx_hash.startswith("0x"):
-        raise ValidationFailed(
-            "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
-        )
+    tx_hash = transaction_hash_clean(transaction_hash)
     refund = Refund.objects.select_related("payment").filter(pk=refund_id).first()
     if refund is None:
         raise NotFound("Refund not found.", code="refund_not_found")

@@ -649,15 +649,22 @@ def payment_retry_start(
     return payment, payment_start(payment_id=payment.id, actor=actor)
 
 
-def payment_claim_transaction(
-    *, payment_id: UUID, transaction_hash: str, chain_id: int | None, actor: Actor
-) -> PaymentTransaction:
-    """Claim an on-chain transaction for a crypto or escrow payment and verify it."""
-    tx_hash = str(transaction_hash or "").strip().lower()
+def transaction_hash_clean(value: Any) -> str:
+    """THE check of a transaction hash given by a person (claims, manual refunds): 0x and 64
+    hex digits, returned lowercase; else 400 ``invalid_transaction_hash``."""
+    tx_hash = str(value or "").strip().lower()
     if not TX_HASH_RE.match(tx_hash):
         raise ValidationFailed(
             "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
         )
+    return tx_hash
+
+
+def payment_claim_transaction(
+    *, payment_id: UUID, transaction_hash: str, chain_id: int | None, actor: Actor
+) -> PaymentTransaction:
+    """Claim an on-chain transaction for a crypto or escrow payment and verify it."""
+    tx_hash = transaction_hash_clean(transaction_hash)
     payment = payment_get(payment_id)
     if payment.method not in (PaymentMethod.CRYPTO, PaymentMethod.ESCROW):
         raise ValidationFailed(

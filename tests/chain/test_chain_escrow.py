@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from orders.audit import Actor
+from orders.errors import ValidationFailed
 from orders.models import Order
 from payments.escrow_services import escrow_refund, refund_record_transaction
 from payments.models import ChainTransaction, PaymentTransaction, Refund
@@ -206,6 +207,12 @@ def test_manual_crypto_refund_recorded_by_support_is_verified(chain_env, buyer, 
     )
     refund = payment_refund(order_id=order.id, actor=Actor.for_admin(staff), amount="10")
     assert refund.status == "pending" and refund.provider_status == "awaiting_manual_refund"
+    with pytest.raises(ValidationFailed) as err:  # 66 characters, not hex
+        refund_record_transaction(
+            refund_id=refund.id, transaction_hash="0x" + "zz" * 32, actor=Actor.for_admin(staff)
+        )
+    assert err.value.code == "invalid_transaction_hash"
+    assert not ChainTransaction.objects.filter(refund=refund).exists()
     # a wrong amount first: recorded, verified, refused
     wrong = chain_env.send(
         chain_env.receiving, chain_env.token, 0, rpc.erc20_transfer_data(chain_env.payer, 10)
