@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +119,16 @@ def topic_address(topic: str) -> str:
 
 def address_topic(address: str) -> str:
     return "0x" + "0" * 24 + address.lower().removeprefix("0x")
+
+
+# keccak256(ESCROW_ID_DOMAIN || payment_uuid.bytes): changing it orphans every open escrow.
+ESCROW_ID_DOMAIN = b"orderpay/escrow/v1:"
+
+
+def escrow_id_for(payment_uuid: uuid.UUID) -> bytes:
+    """The bytes32 escrow id of a payment: deterministic, and distinct per payment. Here, not
+    in the deploy helpers, so the payment path never loads the deployment code."""
+    return keccak(ESCROW_ID_DOMAIN + payment_uuid.bytes)
 
 
 # --- ABI encoding and log decoding ----------------------------------------------------------

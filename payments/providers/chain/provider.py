@@ -27,7 +27,6 @@ from payments.providers.base import (
     ProviderUnavailableError,
     RefundData,
 )
-from payments.providers.escrow.deploy import escrow_id_for
 
 from . import client as rpc
 from .registry import Asset, ChainConfig, get_chain
@@ -427,7 +426,7 @@ class EscrowProvider(_ChainBase):
         seller = str(request.get("seller_address") or chain.receiving_address or "").lower()
         if not seller:
             raise ProviderError("No seller address for the escrow.", code="seller_address_missing")
-        escrow_id = "0x" + escrow_id_for(payment.payment_id).hex()
+        escrow_id = "0x" + rpc.escrow_id_for(payment.payment_id).hex()
         contract = chain.escrow_contract
         fields.update(escrow_id=escrow_id, contract_address=contract, pay_to_address=contract)
         instructions.update(escrow_id=escrow_id, contract_address=contract, seller_address=seller)
