@@ -150,13 +150,23 @@ def quantize(amount: Decimal, currency: str | Currency, rounding: str = ROUND_HA
 def to_base_units(amount: Decimal, currency: str | Currency) -> int:
     """Exact integer base units (cents, wei, ...). Raises if ``amount`` is finer than allowed."""
     cur = get_currency(currency)
+    return units_at_decimals(amount, cur.exponent, what=cur.code)
+
+
+def units_at_decimals(amount: Decimal, decimals: int, *, what: str = "the asset") -> int:
+    """Exact integer base units of an asset with ``decimals`` (a token's own decimals may differ
+    from its currency's exponent). Raises ``invalid_amount`` if ``amount`` is finer."""
     with localcontext(MONEY_CONTEXT):
-        scaled = amount.scaleb(cur.exponent)
+        scaled = Decimal(amount).scaleb(decimals)
         if scaled != scaled.to_integral_value():
-            raise ValidationFailed(
-                f"{amount} is finer than {cur.code} allows.", code="invalid_amount"
-            )
+            raise ValidationFailed(f"{amount} is finer than {what} allows.", code="invalid_amount")
         return int(scaled)
+
+
+def amount_at_decimals(units: int, decimals: int) -> Decimal:
+    """The amount of ``units`` base units of an asset with ``decimals`` (exact, unquantized)."""
+    with localcontext(MONEY_CONTEXT):
+        return Decimal(int(units)).scaleb(-decimals)
 
 
 def from_base_units(units: int, currency: str | Currency) -> Decimal:

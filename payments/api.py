@@ -251,6 +251,7 @@ class PaymentRetryView(ApiView):
             order_id=order.id,
             actor=request_actor(request),
             method=data.validated_data.get("payment_method"),
+            details={k: v for k, v in data.validated_data.items() if k == "payer_address" and v},
         )
         return payment_created_response(payment, result)
 

@@ -11,8 +11,10 @@ Its cost grows with new blocks, not with pending payments:
    payments are matched by exact token, amount and time window; ambiguous ones go to staff);
 4. batched receipts only for claimed transactions not yet mined (and platform-sent ones);
 5. confirm what has its confirmations and whose block hash re-checked. Results are applied in
-   chunks, each its own transaction; the cursor is stored by the pass's last transaction, so
-   a pass failing midway is re-run from the same cursor (every step is idempotent).
+   chunks, each its own transaction, each payment or event a savepoint: one that raises is
+   flagged ``monitor_error`` and the pass goes on. The cursor is stored by the pass's last
+   transaction, so a pass failing midway (database lost) is re-run from the same cursor
+   (every step is idempotent).
 
 Events of the escrow contract are applied only once final (``required_confirmations`` deep);
 a deposit seen earlier shows the payment as ``processing``.
@@ -26,10 +28,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -49,10 +52,12 @@ from .models import (
 from .providers.base import Outcome, ProviderError, ProviderResult
 from .providers.chain import client as rpc
 from .providers.chain.provider import (
+    CLOCK_SKEW,
     ChainProvider,
     EscrowProvider,
     base_units_to_amount,
     escrow_terms_problem,
+    payer_address,
 )
 from .providers.chain.registry import ChainConfig, all_chains, get_chain
 from .services import (
@@ -61,6 +66,7 @@ from .services import (
     payment_close_dispute,
     payment_data,
     payment_flag,
+    payment_flag_for_review,
     payment_open_dispute,
     payment_refund,
     payment_transition,
@@ -74,13 +80,16 @@ CT = ChainTransaction
 CHAIN_METHODS = (PaymentMethod.CRYPTO, PaymentMethod.ESCROW)
 WATCHED = (P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED)
 REBROADCAST_AFTER = timedelta(seconds=60)
+#: how long a claimed transaction the node never showed (the payment expired) is still looked
+#: for: one mined later is credited and flagged ``late_payment``
+LATE_CLAIM_WATCH = timedelta(days=7)
 MAX_BACKOFF_SECONDS = 600
 #: payments applied per database transaction: each chunk commits on its own, the cursor with
 #: the pass's last transaction (see ``_poll``)
 CHUNK_SIZE = 500
 #: a Transfer found in the logs pays a payment created up to this long after its block's
 #: timestamp (node and server clocks differ; block timestamps are whole seconds)
-MATCH_CLOCK_SKEW = timedelta(seconds=120)
+MATCH_CLOCK_SKEW = CLOCK_SKEW
 T = TypeVar("T")
 #: what a claimed transaction's mining sets on its payment (bulk-updated when nothing else moves)
 POSITION_FIELDS = frozenset(
@@ -212,13 +221,47 @@ def _watched(chain: ChainConfig):  # type: ignore[no-untyped-def]
     )
 
 
-def _in_chunks(items: Sequence[T], apply: Callable[[T], None]) -> None:
-    """Apply ``items`` in order, ``CHUNK_SIZE`` per database transaction. A failing item rolls
-    back its chunk only; the exception ends the pass (earlier chunks stay committed)."""
+def _in_chunks(
+    chain: ChainConfig,
+    items: Sequence[T],
+    apply: Callable[[T], None],
+    payment_ids: Callable[[T], Sequence[Any]],
+) -> None:
+    """Apply ``items`` in order, ``CHUNK_SIZE`` per database transaction, each item in its own
+    savepoint. An item that raises (a domain error, a malformed event, a bug) rolls back alone:
+    its payments (``payment_ids(item)``) are flagged ``monitor_error`` with the error for staff
+    and the pass carries on, so one bad payment or event never stops the chain's monitor (the
+    cursor still advances). Only a lost database connection ends the pass."""
     for offset in range(0, len(items), CHUNK_SIZE):
         with transaction.atomic():
             for item in items[offset : offset + CHUNK_SIZE]:
-                apply(item)
+                try:
+                    with transaction.atomic():
+                        apply(item)
+                except (OperationalError, InterfaceError):
+                    raise
+                except Exception as exc:
+                    _monitor_error(chain, apply.__name__, payment_ids(item), exc)
+
+
+def _monitor_error(
+    chain: ChainConfig, step: str, payment_ids: Sequence[Any], exc: Exception
+) -> None:
+    logger.exception("chain %s: %s failed for %s", chain.chain_id, step, list(payment_ids))
+    details = {"step": step, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    for payment_id in payment_ids:
+        try:
+            with transaction.atomic():
+                payment_flag_for_review(
+                    payment_id=payment_id,
+                    reason="monitor_error",
+                    actor=_actor(chain),
+                    details=details,
+                )
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            logger.exception("chain %s: could not flag payment %s", chain.chain_id, payment_id)
 
 
 def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> None:
@@ -238,6 +281,8 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     awaiting = list(
         _watched(chain)
         .filter(transaction_hash__isnull=False, block_number__isnull=True)
+        # a claim given up on (expired) is still looked for, for LATE_CLAIM_WATCH
+        .exclude(status=P.EXPIRED, updated_at__lt=timezone.now() - LATE_CLAIM_WATCH)
         .select_related("order", "order__buyer")  # payment_data() reads both
     )
     sent = list(CT.objects.filter(chain_id=chain.chain_id, status=CT.Status.SENT))
@@ -454,7 +499,10 @@ def _apply_reorg(
         report.moved_back += 1
 
     _in_chunks(
-        [p for p in mined if canonical.get(int(p.block_number or 0)) != p.block_hash], move_back
+        chain,
+        [p for p in mined if canonical.get(int(p.block_number or 0)) != p.block_hash],
+        move_back,
+        lambda p: [p.id],
     )
     for t in ct_mined:
         if canonical.get(int(t.block_number or 0)) != t.block_hash:
@@ -490,17 +538,10 @@ def _apply_awaiting(
                 claimed_at = timezone.datetime.fromisoformat(claimed)
             except ValueError:
                 claimed_at = p.updated_at
-            if now - claimed_at > timedelta(seconds=chain.claim_timeout_seconds):
-                payment_apply_result(
-                    payment_id=p.id,
-                    actor=actor,
-                    result=ProviderResult(
-                        Outcome.FAILED,
-                        raw_status="never_seen",
-                        error_code="transaction_not_found",
-                        error_message="The claimed transaction never appeared on chain.",
-                    ),
-                )
+            if p.status != P.EXPIRED and now - claimed_at > timedelta(
+                seconds=chain.claim_timeout_seconds
+            ):
+                _give_up_claim(p, actor)
             return
         if tx is None or receipt is None:
             return  # still in the pool
@@ -520,6 +561,10 @@ def _apply_awaiting(
             return
         if result.outcome == Outcome.SUCCEEDED:
             result.outcome, result.raw_status = Outcome.PROCESSING, "mined"  # confirm next pass
+        if p.status == P.EXPIRED:  # given up on, mined after all: credited, and staff told
+            result.review_flags.append(
+                ("late_payment", {"transaction_hash": h, "reason": "mined after the claim expired"})
+            )
         if _position_only(p, result):
             # already processing (claimed in the pool), nothing to flag: only where it was
             # mined changes. One conditional UPDATE: it applies only if the row is still as
@@ -530,7 +575,33 @@ def _apply_awaiting(
             return
         _savepoint_apply(p.id, result, actor)
 
-    _in_chunks(awaiting, apply)
+    _in_chunks(chain, awaiting, apply, lambda p: [p.id])
+
+
+def _give_up_claim(p: PaymentTransaction, actor: Actor) -> None:
+    """A claimed transaction the node never showed within the claim timeout: the payment
+    expires (not fails) and keeps its hash, so the monitor goes on looking for it for
+    ``LATE_CLAIM_WATCH``; money mined late is still credited (flagged ``late_payment``). A
+    payment in ``unknown`` cannot expire: it fails as before."""
+    if p.status == P.UNKNOWN:
+        payment_apply_result(
+            payment_id=p.id,
+            actor=actor,
+            result=ProviderResult(
+                Outcome.FAILED,
+                raw_status="never_seen",
+                error_code="transaction_not_found",
+                error_message="The claimed transaction never appeared on chain.",
+            ),
+        )
+        return
+    payment_update_status(
+        payment_id=p.id,
+        status=P.EXPIRED,
+        actor=actor,
+        reason="claimed transaction never seen on chain",
+        details={"transaction_hash": p.transaction_hash, "provider_status": "never_seen"},
+    )
 
 
 def _position_only(p: PaymentTransaction, result: ProviderResult) -> bool:
@@ -574,7 +645,12 @@ def _apply_logs(
             report.events += 1
             _on_final_event(chain, p, d, actor)
 
-    _in_chunks([d for d in logs if d.args["escrow_id"] in payments], apply)
+    _in_chunks(
+        chain,
+        [d for d in logs if d.args["escrow_id"] in payments],
+        apply,
+        lambda d: [payments[d.args["escrow_id"]].id],
+    )
 
 
 def _on_deposit(
@@ -643,9 +719,11 @@ def _on_deposit(
 
 def _transfer_candidates(
     chain: ChainConfig, transfers: list[rpc.DecodedLog]
-) -> dict[tuple[str, int, str], list[PaymentTransaction]]:
-    """Open, unclaimed token payments by (token, base units, pay-to address), oldest first."""
-    found: dict[tuple[str, int, str], list[PaymentTransaction]] = defaultdict(list)
+) -> dict[tuple[str, int, str, str], list[PaymentTransaction]]:
+    """Open, unclaimed token payments by (token, base units, pay-to address, payer's wallet),
+    oldest first. A payment that names no wallet (recorded before payments did) is never
+    matched from a log: only a claim can pay it."""
+    found: dict[tuple[str, int, str, str], list[PaymentTransaction]] = defaultdict(list)
     for p in (
         PaymentTransaction.objects.filter(
             chain_id=chain.chain_id,
@@ -659,7 +737,10 @@ def _transfer_candidates(
         .order_by("created_at")
     ):
         to = (p.pay_to_address or chain.receiving_address).lower()
-        found[(str(p.token_address).lower(), int(p.amount_base_units or 0), to)].append(p)
+        payer = payer_address(p.provider_data)
+        if payer:
+            key = (str(p.token_address).lower(), int(p.amount_base_units or 0), to, payer)
+            found[key].append(p)
     return found
 
 
@@ -683,12 +764,13 @@ def _apply_transfers(
     """Token payments nobody claimed, found by their ``Transfer`` to our receiving address.
 
     A transfer pays the one open, unclaimed payment asking for exactly that token and amount
-    (base units) to that address, in the window between the payment's creation and its
-    expiry. When two or more payments qualify, nothing is guessed: each is flagged
-    ``ambiguous_transfer`` for staff, and the buyer who claims the hash settles it. Crediting
-    the oldest would be right only by chance, and a wrong guess pays one buyer's order with
-    another buyer's money. A matched payment then follows the claimed path: ``processing``
-    while shallow, ``confirmed`` at depth after its block hash re-checks."""
+    (base units) to that address from that payer's wallet, in the window between the
+    payment's creation and its expiry. When two or more payments qualify, nothing is
+    guessed: each is flagged ``ambiguous_transfer`` for staff, and the buyer who claims the
+    hash settles it. Crediting the oldest would be right only by chance, and a wrong guess
+    pays one buyer's order with another buyer's money. A matched payment then follows the
+    claimed path: ``processing`` while shallow, ``confirmed`` at depth after its block hash
+    re-checks."""
     if not transfers:
         return
     actor = _actor(chain)
@@ -703,7 +785,7 @@ def _apply_transfers(
         seen_hashes.add(d.transaction_hash)
         stamp = times.get(d.block_number)
         block_time = datetime.fromtimestamp(stamp, tz=UTC) if stamp is not None else None
-        key = (d.address, int(d.args["value"]), d.args["to"])
+        key = (d.address, int(d.args["value"]), d.args["to"], d.args["from"])
         open_ = [
             p for p in candidates.get(key, []) if p.id not in taken and _in_window(p, block_time)
         ]
@@ -756,8 +838,8 @@ def _apply_transfers(
                 payment_flag(locked, "ambiguous_transfer", actor=actor, details=details)
         report.ambiguous += 1
 
-    _in_chunks(matches, match)
-    _in_chunks(ambiguous, flag)
+    _in_chunks(chain, matches, match, lambda item: [item[1].id])
+    _in_chunks(chain, ambiguous, flag, lambda item: [p.id for p in item[1]])
 
 
 def _on_final_event(
@@ -768,7 +850,7 @@ def _on_final_event(
     if d.name == "Released":
         with transaction.atomic():
             _, locked = _lock_payment(p.id)
-            if locked.status == P.CONFIRMED:
+            if locked.status in (P.CONFIRMED, P.PARTIALLY_REFUNDED):
                 payment_transition(locked, "complete", actor=actor, details=info)
             elif locked.status == P.DISPUTED:
                 _close_escrow_dispute(locked, actor, info)
@@ -873,7 +955,7 @@ def _confirm_at_depth(
         )
         report.confirmed += 1
 
-    _in_chunks(deep, confirm)
+    _in_chunks(chain, deep, confirm, lambda p: [p.id])
     # the position only (no transition): one UPDATE for every payment still climbing
     _watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).update(
         confirmations=head + 1 - F("block_number")
@@ -894,7 +976,8 @@ def _apply_sent(
             if t.raw_transaction and now - t.updated_at > REBROADCAST_AFTER:
                 from .escrow_services import chain_broadcast
 
-                chain_broadcast(t.pk)
+                # sent after the pass's transaction commits: no network call inside it
+                transaction.on_commit(partial(chain_broadcast, t.pk))
                 CT.objects.filter(pk=t.pk).update(updated_at=now)
             elif t.purpose == CT.Purpose.MANUAL_REFUND and now - t.created_at > timedelta(
                 seconds=chain.claim_timeout_seconds
@@ -978,6 +1061,11 @@ def _confirm_sent_at_depth(
 
 
 def _expire(chain: ChainConfig, report: PassReport) -> None:
+    """Unpaid chain payments past ``expires_at``, closed by THE expiry rule
+    (``payments.jobs.payment_expire``, which the stale-payment sweeper runs for every method);
+    the pass only finds them sooner and counts them."""
+    from .jobs import payment_expire
+
     actor = _actor(chain)
     overdue = PaymentTransaction.objects.filter(
         chain_id=chain.chain_id,
@@ -988,9 +1076,7 @@ def _expire(chain: ChainConfig, report: PassReport) -> None:
     ).values_list("id", flat=True)
 
     def expire(payment_id: Any) -> None:
-        payment_update_status(
-            payment_id=payment_id, status=P.EXPIRED, actor=actor, reason="no transaction in time"
-        )
-        report.expired += 1
+        if payment_expire(payment_id=payment_id, actor=actor) == P.EXPIRED:
+            report.expired += 1
 
-    _in_chunks(list(overdue), expire)
+    _in_chunks(chain, list(overdue), expire, lambda payment_id: [payment_id])

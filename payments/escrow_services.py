@@ -8,6 +8,7 @@ chain and moves payments and refunds only once the transactions have their confi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -34,7 +35,12 @@ from .providers.base import Outcome, ProviderError, ProviderResult, RefundData
 from .providers.chain import client as rpc
 from .providers.chain.provider import amount_to_base_units, tx_request
 from .providers.chain.registry import ChainConfig, get_chain
-from .services import payment_open_dispute, payment_refund, refund_apply_result
+from .services import (
+    payment_open_dispute,
+    payment_refund,
+    refund_apply_result,
+    transaction_hash_clean,
+)
 
 logger = logging.getLogger(__name__)
 P = PaymentStatus
@@ -42,35 +48,54 @@ CT = ChainTransaction
 
 
 # --- sending ----------------------------------------------------------------------------
-def chain_send(
-    *,
-    chain: ChainConfig,
-    private_key: str,
-    payment_id: UUID,
-    purpose: str,
-    to: str,
-    data: str = "0x",
-    value: int = 0,
-    refund_id: UUID | None = None,
-) -> ChainTransaction:
-    """Sign a transaction from a platform key with the next nonce, record it, broadcast it
-    after the commit. A revert found by gas estimation raises and records nothing."""
+@dataclass(frozen=True)
+class Prepared:
+    """A platform transaction with its network part done (gas, fees, the node's pending nonce),
+    ready to be numbered, signed and recorded without any further RPC call."""
+
+    chain: ChainConfig
+    private_key: str
+    sender: str
+    to: str
+    value: int
+    tx: dict[str, Any]
+    pending_nonce: int
+
+
+def chain_prepare(
+    *, chain: ChainConfig, private_key: str, to: str, data: str = "0x", value: int = 0
+) -> Prepared:
+    """The RPC part of sending: call it BEFORE taking row locks. A revert found by gas
+    estimation raises ``ProviderError`` (``transaction_would_revert``); the node unreachable,
+    ``RpcUnavailable``."""
     client = rpc.client_for(chain.rpc_url)
     sender = rpc.address_of_key(private_key)
+    try:
+        tx = client.prepare_transaction(
+            sender, to=to, data=data, value=value, chain_id=chain.chain_id
+        )
+    except rpc.RpcError as exc:
+        raise ProviderError(
+            f"The contract refuses the call: {exc.error}", code="transaction_would_revert"
+        ) from exc
+    return Prepared(chain, private_key, sender, to, value, tx, client.pending_nonce(sender))
+
+
+def chain_record(
+    prepared: Prepared, *, payment_id: UUID, purpose: str, refund_id: UUID | None = None
+) -> ChainTransaction:
+    """Number (the next nonce: the node's pending count read in ``chain_prepare`` or our last
+    one + 1, under a lock per sender), sign locally and record a prepared transaction; it is
+    broadcast after the commit (the monitor re-broadcasts what the node lost). No RPC here."""
+    chain, sender = prepared.chain, prepared.sender
     with transaction.atomic():
         xact_lock(f"nonce:{chain.chain_id}:{sender}")
         stored = CT.objects.filter(chain_id=chain.chain_id, from_address=sender).aggregate(
             n=Max("nonce")
         )["n"]
-        nonce = max(client.pending_nonce(sender), -1 if stored is None else int(stored) + 1)
-        try:
-            tx_hash, raw = client.sign_transaction(
-                private_key, to=to, data=data, value=value, nonce=nonce, chain_id=chain.chain_id
-            )
-        except rpc.RpcError as exc:
-            raise ProviderError(
-                f"The contract refuses the call: {exc.error}", code="transaction_would_revert"
-            ) from exc
+        nonce = max(prepared.pending_nonce, -1 if stored is None else int(stored) + 1)
+        tx_hash, raw = rpc.sign_prepared(prepared.private_key, prepared.tx, nonce)
+        to, value = prepared.to, prepared.value
         sent = CT.objects.create(
             chain_id=chain.chain_id,
             purpose=purpose,
@@ -85,6 +110,24 @@ def chain_send(
         )
         transaction.on_commit(lambda: chain_broadcast(sent.pk))
     return sent
+
+
+def chain_send(
+    *,
+    chain: ChainConfig,
+    private_key: str,
+    payment_id: UUID,
+    purpose: str,
+    to: str,
+    data: str = "0x",
+    value: int = 0,
+    refund_id: UUID | None = None,
+) -> ChainTransaction:
+    """Prepare (RPC) and record (database) a platform transaction; broadcast after the commit.
+    For callers holding no row lock (a refund sent after its row committed); under a lock use
+    ``chain_prepare`` before taking it and ``chain_record`` inside."""
+    prepared = chain_prepare(chain=chain, private_key=private_key, to=to, data=data, value=value)
+    return chain_record(prepared, payment_id=payment_id, purpose=purpose, refund_id=refund_id)
 
 
 def chain_broadcast(chain_transaction_id: int) -> None:
@@ -157,11 +200,7 @@ def refund_record_transaction(
 ) -> ChainTransaction:
     """Support sent a crypto refund by hand: record its hash; the monitor verifies it (to the
     payer, the refund's exact amount) and settles the refund at its confirmations."""
-    tx_hash = str(transaction_hash or "").strip().lower()
-    if len(tx_hash) != 66 or not tx_hash.startswith("0x"):
-        raise ValidationFailed(
-            "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
-        )
+    tx_hash = transaction_hash_clean(transaction_hash)
     refund = Refund.objects.select_related("payment").filter(pk=refund_id).first()
     if refund is None:
         raise NotFound("Refund not found.", code="refund_not_found")
@@ -227,15 +266,11 @@ def _operator(chain: ChainConfig) -> str:
     return chain.operator_key
 
 
-def _send(chain: ChainConfig, payment: PaymentTransaction, purpose: str, data: str) -> CT:
+def _prepare(chain: ChainConfig, payment: PaymentTransaction, data: str) -> Prepared:
+    """An operator call to the escrow contract, its RPC part done (call before any lock)."""
     try:
-        return chain_send(
-            chain=chain,
-            private_key=_operator(chain),
-            payment_id=payment.id,
-            purpose=purpose,
-            to=payment.contract_address,
-            data=data,
+        return chain_prepare(
+            chain=chain, private_key=_operator(chain), to=payment.contract_address, data=data
         )
     except ProviderError as exc:
         raise Conflict(str(exc), code=exc.code) from exc
@@ -243,22 +278,42 @@ def _send(chain: ChainConfig, payment: PaymentTransaction, purpose: str, data: s
         raise ProviderUnavailable(str(exc)) from exc
 
 
+def _release_in_progress(payment: PaymentTransaction) -> None:
+    if CT.objects.filter(
+        payment=payment,
+        purpose=CT.Purpose.RELEASE,
+        status__in=[CT.Status.SENT, CT.Status.MINED],
+    ).exists():
+        raise Conflict("The release is on its way.", code="release_in_progress")
+
+
+def _order(order_id: UUID) -> Order:
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    return order
+
+
 def escrow_release(*, order_id: UUID, actor: Actor) -> ChainTransaction:
-    """Release the held funds to the seller through the operator key (the buyer confirmed
-    delivery). The payment completes when the monitor sees the ``Released`` event final."""
+    """Release the held funds (all, or what a partial refund left) to the seller through the
+    operator key (the buyer confirmed delivery). The payment completes when the monitor sees
+    the ``Released`` event final.
+
+    The node is asked (gas, fees, nonce) before the order's row lock is taken; under the lock
+    the payment is checked again and the signed transaction recorded; it is broadcast after
+    the commit (no network call under a row lock)."""
+    states = (P.CONFIRMED, P.PARTIALLY_REFUNDED)
+    seen = _escrow_payment(_order(order_id), states)
+    _release_in_progress(seen)
+    chain = get_chain(seen.chain_id)
+    prepared = _prepare(chain, seen, rpc.escrow_call_data("release", seen.escrow_id))
     with transaction.atomic():
         order = order_lock(order_id)
-        payment = _escrow_payment(order, (P.CONFIRMED,))
-        if CT.objects.filter(
-            payment=payment,
-            purpose=CT.Purpose.RELEASE,
-            status__in=[CT.Status.SENT, CT.Status.MINED],
-        ).exists():
-            raise Conflict("The release is on its way.", code="release_in_progress")
-        chain = get_chain(payment.chain_id)
-        sent = _send(
-            chain, payment, CT.Purpose.RELEASE, rpc.escrow_call_data("release", payment.escrow_id)
-        )
+        payment = _escrow_payment(order, states)
+        if payment.id != seen.id:
+            raise Conflict("The order's escrow payment changed; try again.", code="conflict")
+        _release_in_progress(payment)
+        sent = chain_record(prepared, payment_id=payment.id, purpose=CT.Purpose.RELEASE)
         record_event(
             order_id=order.id,
             entity="payment",
@@ -307,32 +362,34 @@ def escrow_resolve(
 ) -> list[ChainTransaction]:
     """The arbiter's split of a disputed escrow. Disputed on chain: the contract's ``resolve``;
     disputed only here: the operator refunds the buyer's part and releases the rest."""
+    seen = _escrow_payment(_order(order_id), (P.DISPUTED,))
+    chain = get_chain(seen.chain_id)
+    buyer = parse_amount(buyer_amount, seen.currency, allow_zero=True)
+    seller = parse_amount(seller_amount, seen.currency, allow_zero=True)
+    _check_split(seen, buyer, seller)
+    b_units, s_units = _units(chain, seen, buyer), _units(chain, seen, seller)
+    # the network part first, before the order's row lock: the contract's state, gas, fees
+    escrow_id = str(seen.escrow_id)
+    calls: list[tuple[str, str]] = []
+    if escrow_state(chain, escrow_id) == 2:  # DISPUTED on chain
+        calls.append(
+            (CT.Purpose.RESOLVE, rpc.escrow_call_data("resolve", escrow_id, b_units, s_units))
+        )
+    else:
+        if b_units:
+            calls.append((CT.Purpose.REFUND, rpc.escrow_call_data("refund", escrow_id, b_units)))
+        if s_units:
+            calls.append((CT.Purpose.RELEASE, rpc.escrow_call_data("release", escrow_id)))
+    # two calls on one escrow: the second's gas is estimated against the state before the
+    # first (a refund of part leaves the release valid)
+    prepared = [(purpose, _prepare(chain, seen, data)) for purpose, data in calls]
     with transaction.atomic():
         order = order_lock(order_id)
         payment = _escrow_payment(order, (P.DISPUTED,))
-        chain = get_chain(payment.chain_id)
-        buyer = parse_amount(buyer_amount, payment.currency, allow_zero=True)
-        seller = parse_amount(seller_amount, payment.currency, allow_zero=True)
-        room = payment.amount - payment.refunded_amount
-        if buyer + seller != room:
-            raise ValidationFailed(
-                "The two parts must add up to what the escrow holds.",
-                code="split_mismatch",
-                details={"remaining": str(room)},
-            )
-        b_units, s_units = _units(chain, payment, buyer), _units(chain, payment, seller)
-        state = escrow_state(chain, str(payment.escrow_id))
-        sent: list[CT] = []
-        if state == 2:  # DISPUTED on chain
-            data = rpc.escrow_call_data("resolve", str(payment.escrow_id), b_units, s_units)
-            sent.append(_send(chain, payment, CT.Purpose.RESOLVE, data))
-        else:
-            if b_units:
-                data = rpc.escrow_call_data("refund", str(payment.escrow_id), b_units)
-                sent.append(_send(chain, payment, CT.Purpose.REFUND, data))
-            if s_units:
-                data = rpc.escrow_call_data("release", str(payment.escrow_id))
-                sent.append(_send(chain, payment, CT.Purpose.RELEASE, data))
+        if payment.id != seen.id:
+            raise Conflict("The order's escrow payment changed; try again.", code="conflict")
+        _check_split(payment, buyer, seller)  # nothing refunded since it was read
+        sent = [chain_record(p, payment_id=payment.id, purpose=purpose) for purpose, p in prepared]
         record_event(
             order_id=order.id,
             entity="payment",
@@ -346,6 +403,16 @@ def escrow_resolve(
             },
         )
     return sent
+
+
+def _check_split(payment: PaymentTransaction, buyer: Decimal, seller: Decimal) -> None:
+    room = payment.amount - payment.refunded_amount
+    if buyer + seller != room:
+        raise ValidationFailed(
+            "The two parts must add up to what the escrow holds.",
+            code="split_mismatch",
+            details={"remaining": str(room)},
+        )
 
 
 def escrow_state(chain: ChainConfig, escrow_id: str) -> int:

@@ -208,7 +208,8 @@ class PaymentTransaction(RefreshableFSMModel):
         self.failure_reason = ""
         self.next_retry_at = None
 
-    @transition(field=status, source=P.CONFIRMED, target=P.COMPLETED)
+    # an escrow partly refunded still holds the rest: releasing it completes the payment
+    @transition(field=status, source=[P.CONFIRMED, P.PARTIALLY_REFUNDED], target=P.COMPLETED)
     def complete(self) -> None:
         self.completed_at = timezone.now()
 

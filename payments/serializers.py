@@ -48,9 +48,47 @@ class MethodDetailsMixin(serializers.Serializer):
         help_text="crypto/escrow: token symbol or ERC-20 address; blank for the native coin.",
     )
 
+    payer_address = serializers.CharField(
+        max_length=42,
+        required=False,
+        help_text="crypto (required): the wallet the buyer pays from (0x and 40 hex digits; "
+        "a mixed-case address must carry its EIP-55 checksum). Only a transaction sent from "
+        "it pays the payment.",
+    )
+
+    def validate_payer_address(self, value: str) -> str:
+        return validate_payer_address(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if attrs.get("payment_method") == PaymentMethod.CRYPTO and not attrs.get("payer_address"):
+            raise serializers.ValidationError(
+                {
+                    "payer_address": [
+                        serializers.ErrorDetail(
+                            "A crypto payment names the wallet it is paid from.",
+                            code="payer_address_required",
+                        )
+                    ]
+                }
+            )
+        return attrs
+
     def method_details(self) -> dict[str, Any]:
         data = self.validated_data
-        return {k: data[k] for k in ("chain_id", "token") if k in data}
+        details = {k: data[k] for k in ("chain_id", "token") if k in data}
+        if data.get("payer_address"):
+            details["payer_address"] = data["payer_address"].lower()
+        return details
+
+
+def validate_payer_address(value: str) -> str:
+    from .providers.chain.client import address_problem
+
+    problem = address_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem, code="invalid_payer_address")
+    return value
 
 
 class PaymentCreateInputSerializer(MethodDetailsMixin, StrictSerializer):
@@ -70,6 +108,14 @@ class PaymentRetryInputSerializer(StrictSerializer):
     payment_method = MethodInputField(
         required=False, help_text="Switch to another method; default: the failed one's."
     )
+    payer_address = serializers.CharField(
+        max_length=42,
+        required=False,
+        help_text="crypto: the wallet the new attempt is paid from; default: the failed attempt's.",
+    )
+
+    def validate_payer_address(self, value: str) -> str:
+        return validate_payer_address(value).lower()
 
 
 class RefundInputSerializer(StrictSerializer):

@@ -114,6 +114,7 @@ def payment_data(payment: PaymentTransaction) -> PaymentData:
         contract_address=payment.contract_address,
         expires_at=payment.expires_at,
         details=dict(payment.provider_data),
+        created_at=payment.created_at,
     )
 
 
@@ -599,9 +600,17 @@ def payment_cancel(*, payment_id: UUID, actor: Actor, reason: str = "") -> Payme
     )
 
 
-def payment_retry(*, order_id: UUID, actor: Actor, method: str | None = None) -> PaymentTransaction:
+def payment_retry(
+    *,
+    order_id: UUID,
+    actor: Actor,
+    method: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> PaymentTransaction:
     """A new attempt after the last one failed, expired or was cancelled; optionally by another
-    method. A final failure (fraud) or an attempt in progress is ``not_retryable``."""
+    method. A final failure (fraud) or an attempt in progress is ``not_retryable``. By the
+    same method, the new attempt keeps the last one's request details (chain, token, payer's
+    wallet), ``details`` overriding them."""
     with transaction.atomic():
         order = order_lock(order_id)
         payments = list(PaymentTransaction.objects.filter(order=order).order_by("created_at"))
@@ -615,30 +624,47 @@ def payment_retry(*, order_id: UUID, actor: Actor, method: str | None = None) ->
                     "last_status": last.status if last else None,
                 },
             )
+        method = method or last.method
+        request = dict(last.provider_data.get("request") or {}) if method == last.method else {}
         return payment_create(
-            order_id=order.id, method=method or last.method, actor=actor, retry_of=last
+            order_id=order.id,
+            method=method,
+            actor=actor,
+            retry_of=last,
+            details={**request, **(details or {})},
         )
 
 
 def payment_retry_start(
-    *, order_id: UUID, actor: Actor, method: str | None = None
+    *,
+    order_id: UUID,
+    actor: Actor,
+    method: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> tuple[PaymentTransaction, ProviderResult]:
     """Retry (``payment_retry``: the new attempt's row commits) and open the new attempt with
     its provider (``payment_start``). A refusal or timeout of the provider raises as
     ``payment_start`` does, with the new attempt's id in ``details.transaction_id``."""
-    payment = payment_retry(order_id=order_id, actor=actor, method=method)
+    payment = payment_retry(order_id=order_id, actor=actor, method=method, details=details)
     return payment, payment_start(payment_id=payment.id, actor=actor)
+
+
+def transaction_hash_clean(value: Any) -> str:
+    """THE check of a transaction hash given by a person (claims, manual refunds): 0x and 64
+    hex digits, returned lowercase; else 400 ``invalid_transaction_hash``."""
+    tx_hash = str(value or "").strip().lower()
+    if not TX_HASH_RE.match(tx_hash):
+        raise ValidationFailed(
+            "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
+        )
+    return tx_hash
 
 
 def payment_claim_transaction(
     *, payment_id: UUID, transaction_hash: str, chain_id: int | None, actor: Actor
 ) -> PaymentTransaction:
     """Claim an on-chain transaction for a crypto or escrow payment and verify it."""
-    tx_hash = str(transaction_hash or "").strip().lower()
-    if not TX_HASH_RE.match(tx_hash):
-        raise ValidationFailed(
-            "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
-        )
+    tx_hash = transaction_hash_clean(transaction_hash)
     payment = payment_get(payment_id)
     if payment.method not in (PaymentMethod.CRYPTO, PaymentMethod.ESCROW):
         raise ValidationFailed(

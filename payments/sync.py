@@ -107,6 +107,8 @@ def order_target_status(
     if stage == S.CANCELLED:
         return S.CANCELLED
     if s.refunded_total > 0:
+        if s.all_settled:  # an escrow partly refunded, the rest released to the seller
+            return S.COMPLETED
         return stage if stage in AFTER_SHIPPING else S.PARTIALLY_REFUNDED
     if s.paid_total >= amount:
         return S.COMPLETED if s.all_settled else stage

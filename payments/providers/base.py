@@ -53,6 +53,8 @@ class PaymentData:
     contract_address: str = ""
     expires_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: when the payment was recorded (a chain transaction mined before it cannot pay it)
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 HASH = "0x" + "ab" * 32
+WALLET = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"  # a checksummed address
 
 
 # --- 1. POST /api/orders/{id}/payment-transactions ------------------------------------------
@@ -75,12 +76,22 @@ def test_create_transaction_on_paid_order_is_409(buyer_api, paid_order):
 def test_create_crypto_transaction_with_hash_claims_it(buyer_api, order):
     r = buyer_api.post_json(
         f"/api/orders/{order.id}/payment-transactions",
-        {"payment_method": "crypto", "transaction_hash": HASH, "chain_id": 31337, "token": ""},
+        {
+            "payment_method": "crypto",
+            "transaction_hash": HASH,
+            "chain_id": 31337,
+            "token": "",
+            "payer_address": WALLET,
+        },
     )
     assert r.status_code == 201, r.content
     payment = PaymentTransaction.objects.get(pk=r.json()["id"])
     assert payment.status == "processing" and payment.transaction_hash == HASH
-    assert payment.provider_data["request"] == {"chain_id": 31337, "token": ""}
+    assert payment.provider_data["request"] == {
+        "chain_id": 31337,
+        "token": "",
+        "payer_address": WALLET.lower(),
+    }
 
 
 def test_create_transaction_provider_unavailable_is_502(buyer_api, order):
@@ -286,3 +297,45 @@ def test_monitor_blockchain_errors(buyer_api, order, buyer, seller):
     crypto2 = pay(third, confirm=False, method="crypto")
     r = buyer_api.post_json(url, {"transaction_id": str(crypto2.id), "transaction_hash": HASH})
     assert r.status_code == 409 and error_code(r) == "transaction_hash_already_used"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({}, "payer_address_required"),
+        ({"payer_address": "0x1234"}, "invalid_payer_address"),
+        ({"payer_address": "0x" + "g" * 40}, "invalid_payer_address"),
+        # PAYER with one letter's case flipped: the checksum no longer holds
+        ({"payer_address": WALLET.replace("F7", "f7")}, "invalid_payer_address"),
+    ],
+)
+def test_api_validates_the_payers_wallet(buyer_api, order, body, code):
+    r = buyer_api.post_json(
+        f"/api/orders/{order.id}/payment-transactions", {"payment_method": "crypto", **body}
+    )
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["details"]["payer_address"][0]["code"] == code
+
+
+@pytest.mark.parametrize("wallet", [WALLET, WALLET.lower(), "0x" + WALLET[2:].upper()])
+def test_api_takes_the_payers_wallet_lowercased(buyer_api, order, wallet):
+    r = buyer_api.post_json(
+        f"/api/orders/{order.id}/payment-transactions",
+        {"payment_method": "crypto", "payer_address": wallet},
+    )
+    assert r.status_code == 201, r.content
+    payment = PaymentTransaction.objects.get(pk=r.json()["id"])
+    assert payment.provider_data["request"]["payer_address"] == WALLET.lower()
+
+
+def test_retry_keeps_the_payers_wallet(buyer_api, order):
+    r = buyer_api.post_json(
+        f"/api/orders/{order.id}/payment-transactions",
+        {"payment_method": "crypto", "payer_address": WALLET},
+    )
+    first = fail(PaymentTransaction.objects.get(pk=r.json()["id"]))
+    r = buyer_api.post_json(f"/api/orders/{order.id}/payment/retry", {})
+    assert r.status_code == 201, r.content
+    again = PaymentTransaction.objects.get(pk=r.json()["id"])
+    assert again.retry_of_id == first.id
+    assert again.provider_data["request"]["payer_address"] == WALLET.lower()

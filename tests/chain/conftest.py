@@ -98,6 +98,7 @@ def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[Chain
         operator_key="0x" + bytes(anvil.local_account(1).key).hex(),
         payout_key="0x" + bytes(anvil.local_account(8).key).hex(),
     )
+    assert env.payer.lower() == PAYER
     settings.PAYMENT_PROVIDERS = {"fiat": "dummy", "crypto": "chain", "escrow": "escrow"}
     settings.CHAIN_DEV_DEPLOYMENT_FILE = ""
     settings.CHAINS = [
@@ -128,8 +129,15 @@ def chain_order(buyer, seller, currency: str = "ETH", amount: str = "0.5"):  # t
     return OrderFactory(buyer=buyer, seller=seller, currency=currency, amount=Decimal(amount))
 
 
+#: anvil's account 3 (the well-known test mnemonic): ``ChainEnv.payer``, the wallet crypto
+#: payments in these tests name as the one they are paid from
+PAYER = "0x90f79bf6eb2c4f870365e785982e1f101e93b906"
+
+
 def start_payment(order, method: str, details: dict | None = None) -> PaymentTransaction:  # type: ignore[no-untyped-def]
     actor = Actor.for_user(order.buyer)
+    if method == "crypto":
+        details = {"payer_address": PAYER, **(details or {})}
     payment = payment_create(order_id=order.id, method=method, actor=actor, details=details)
     payment_start(payment_id=payment.id, actor=actor)
     return PaymentTransaction.objects.get(pk=payment.id)

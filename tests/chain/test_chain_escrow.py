@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from orders.audit import Actor
+from orders.errors import ValidationFailed
 from orders.models import Order
 from payments.escrow_services import escrow_refund, refund_record_transaction
 from payments.models import ChainTransaction, PaymentTransaction, Refund
@@ -206,6 +207,12 @@ def test_manual_crypto_refund_recorded_by_support_is_verified(chain_env, buyer, 
     )
     refund = payment_refund(order_id=order.id, actor=Actor.for_admin(staff), amount="10")
     assert refund.status == "pending" and refund.provider_status == "awaiting_manual_refund"
+    with pytest.raises(ValidationFailed) as err:  # 66 characters, not hex
+        refund_record_transaction(
+            refund_id=refund.id, transaction_hash="0x" + "zz" * 32, actor=Actor.for_admin(staff)
+        )
+    assert err.value.code == "invalid_transaction_hash"
+    assert not ChainTransaction.objects.filter(refund=refund).exists()
     # a wrong amount first: recorded, verified, refused
     wrong = chain_env.send(
         chain_env.receiving, chain_env.token, 0, rpc.erc20_transfer_data(chain_env.payer, 10)
@@ -228,3 +235,20 @@ def test_manual_crypto_refund_recorded_by_support_is_verified(chain_env, buyer, 
     refund.refresh_from_db()
     assert refund.status == "succeeded" and refund.provider_reference == good
     assert PaymentTransaction.objects.get(pk=payment.id).status == "partially_refunded"
+
+
+def test_partly_refunded_escrow_is_released_and_completes(chain_env, buyer, seller, staff):
+    order = chain_order(buyer, seller, "USDC", "50")
+    payment = held_escrow(chain_env, order)
+    escrow_refund(order_id=order.id, actor=Actor.for_admin(staff), amount="20")
+    settle(chain_env)
+    assert PaymentTransaction.objects.get(pk=payment.id).status == "partially_refunded"
+
+    response = api(buyer).post(f"/api/orders/{order.id}/confirm-delivery")
+    assert response.status_code == 202, response.json()
+    settle(chain_env)
+    payment = PaymentTransaction.objects.get(pk=payment.id)
+    assert payment.status == "completed" and payment.refunded_amount == Decimal("20")
+    assert Order.objects.get(pk=order.id).status == "completed"
+    assert chain_env.token_balance(chain_env.seller_wallet) == 30_000_000
+    assert chain_env.token_balance(chain_env.payer) == 20_000_000

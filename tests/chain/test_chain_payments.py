@@ -322,6 +322,9 @@ def test_unpaid_payment_expires(chain_env, buyer, seller):
     )
     report = chain_env.poll()
     assert report.expired == 1 and reload(payment).status == "expired"
+    # by the one expiry rule the stale-payment sweeper also runs (provider asked first)
+    expiry = OrderPaymentEvent.objects.get(payment_id=payment.id, to_state="expired")
+    assert expiry.details["provider_status"] == "cancelled" and "expires_at" in expiry.details
     # paid late: accepted, flagged
     tx_hash = chain_env.send(chain_env.payer, chain_env.receiving, 5 * 10**17)
     chain_env.node.mine(CONFIRMATIONS)
@@ -330,16 +333,46 @@ def test_unpaid_payment_expires(chain_env, buyer, seller):
     assert "late_payment" in [r["reason"] for r in payment.review_reasons]
 
 
-def test_claimed_hash_never_seen_fails_after_the_timeout(chain_env, buyer, seller, settings):
+def test_claimed_hash_never_seen_expires_and_is_credited_if_mined_late(
+    chain_env, buyer, seller, settings
+):
     settings.CHAINS = [{**settings.CHAINS[0], "claim_timeout_seconds": 0}]
     payment = start_payment(chain_order(buyer, seller), "crypto")
+    order = payment.order
+    w3 = chain_env.w3
+    account = chain_env.node.local_account(3)  # the payer's key: the same raw bytes, twice
+    signed = account.sign_transaction(
+        {
+            "to": w3.to_checksum_address(chain_env.receiving),
+            "value": 5 * 10**17,
+            "gas": 21000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": chain_env.chain_id,
+        }
+    )
     chain_env.node.set_automine(False)
-    tx_hash = chain_env.send(chain_env.payer, chain_env.receiving, 5 * 10**17, gas=21000)
+    tx_hash = "0x" + bytes(w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
     claim(payment, tx_hash)
     chain_env.node.drop_transaction(tx_hash)
     chain_env.poll()
     payment = reload(payment)
-    assert payment.status == "failed" and payment.failure_code == "transaction_not_found"
+    assert payment.status == "expired" and payment.transaction_hash == tx_hash
+    assert Order.objects.get(pk=order.id).status != "paid"
+    chain_env.poll()  # still looked for, nothing changes
+    assert reload(payment).status == "expired"
+
+    # the wallet broadcasts it again and it is mined, late: the money is credited, flagged
+    w3.eth.send_raw_transaction(signed.raw_transaction)
+    chain_env.node.mine(1)
+    chain_env.poll()
+    chain_env.node.mine(CONFIRMATIONS)
+    chain_env.poll()
+    payment = reload(payment)
+    assert payment.status == "confirmed" and payment.review_status == "flagged"
+    assert "late_payment" in {r["reason"] for r in payment.review_reasons}
+    assert Order.objects.get(pk=order.id).status == "paid"
 
 
 def test_rpc_errors_back_off_and_do_not_stop_other_chains(chain_env, settings):

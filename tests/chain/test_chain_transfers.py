@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from orders.audit import Actor
@@ -142,11 +142,11 @@ def test_a_pass_failing_midway_is_safe_to_run_again(chain_env, buyer, seller, mo
     def flaky(**kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 3:  # the first item of the second chunk
-            raise RuntimeError("database went away")
+            raise OperationalError("database went away")
         return real(**kwargs)
 
     monkeypatch.setattr(chain_monitor, "payment_apply_result", flaky)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OperationalError):
         chain_monitor.chain_poll(chain_env.chain_id, ignore_backoff=True)
     statuses = sorted(reload(p).status for p in payments)
     assert statuses == ["confirmed"] * 2 + ["processing"] * 3  # the first chunk committed

@@ -278,6 +278,7 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
             "currency": "ETH",
             "description": "Sticker",
             "payment_method": "crypto",
+            "payer_address": demo["BUYER_WALLET"],
         },
     )
     transaction = order["transaction"]
@@ -285,6 +286,7 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
     assert instructions["chain_id"] == 31337 and instructions["token_address"] is None
     assert instructions["amount_base_units"] == str(5 * 10**16)
     [request] = instructions["transaction_requests"]
+    assert request["from"] == demo["BUYER_WALLET"].lower()
 
     # the wallet sends exactly the transaction request (anvil unlocks the demo buyer's account)
     tx_hash = make_run.rpc(

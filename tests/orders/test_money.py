@@ -228,3 +228,18 @@ def test_fee_plus_net_is_the_amount(case):
     assert to_base_units(fee, cur) + to_base_units(net, cur) == to_base_units(amount, cur)
     if rule.maximum_fee is not None:
         assert fee <= max(rule.maximum_fee, Decimal(0))
+
+
+def test_one_conversion_at_an_assets_own_decimals():
+    from orders import money
+    from payments.providers.base import ProviderError
+    from payments.providers.chain import provider
+
+    # a USDC token with 18 decimals on some chain: the token's decimals, not USDC's exponent
+    assert money.units_at_decimals(Decimal("1.5"), 18) == 15 * 10**17
+    assert money.amount_at_decimals(15 * 10**17, 18) == Decimal("1.5")
+    assert money.to_base_units(Decimal("1.5"), "USDC") == money.units_at_decimals(Decimal("1.5"), 6)
+    assert provider.base_units_to_amount is money.amount_at_decimals
+    with pytest.raises(ProviderError) as err:
+        provider.amount_to_base_units(Decimal("0.0000001"), 6)
+    assert err.value.code == "invalid_amount"

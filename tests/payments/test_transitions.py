@@ -100,6 +100,7 @@ PAYMENT = [
         for s in ("pending", "processing", "unknown", "failed", "cancelled", "expired")
     ],
     ("complete", "confirmed", "completed", ()),
+    ("complete", "partially_refunded", "completed", ()),
     ("fail", "pending", "failed", ("card_declined", "declined")),
     ("fail", "processing", "failed", ("reverted", "")),
     ("fail", "unknown", "failed", ()),

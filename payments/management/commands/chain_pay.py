@@ -19,7 +19,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("payment_id")
-        parser.add_argument("--from", dest="sender", help="default: the node's account 2")
+        parser.add_argument(
+            "--from",
+            dest="sender",
+            help="default: the payment's payer_address (crypto), else the node's account 2",
+        )
         parser.add_argument("--claim", action="store_true", help="claim the last hash here")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
@@ -30,7 +34,11 @@ class Command(BaseCommand):
         if not requests_:
             raise CommandError("The payment has no transaction requests (was it started?).")
         client = rpc.client_for(get_chain(payment.chain_id).rpc_url)
-        sender = options["sender"] or client.call("eth_accounts")[2]
+        instructions = payment.provider_data.get("instructions") or {}
+        # a crypto payment is paid from the wallet it names; escrow deposits from any
+        sender = (
+            options["sender"] or instructions.get("payer_address") or client.call("eth_accounts")[2]
+        )
         hashes = []
         for req in requests_:
             tx = {"from": sender, "to": req["to"], "value": req["value_hex"], "data": req["data"]}

@@ -8,7 +8,9 @@ made, so tests and the monitor can report what a pass costs.
 
 from __future__ import annotations
 
+import re
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import requests
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, keccak
 from web3 import HTTPProvider, Web3
@@ -97,12 +100,35 @@ def norm_address(value: Any) -> str:
     return str(value or "").lower()
 
 
+def address_problem(value: Any) -> str | None:
+    """Why ``value`` is not a usable EVM address (None when it is): 0x and 40 hex digits; a
+    mixed-case address must carry a valid EIP-55 checksum (all lower or all upper case has
+    none to check)."""
+    text = str(value or "")
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        return "An address is 0x and 40 hex digits."
+    digits = text[2:]
+    if digits != digits.lower() and digits != digits.upper() and not Web3.is_checksum_address(text):
+        return "The address's checksum (its mixed case) is wrong."
+    return None
+
+
 def topic_address(topic: str) -> str:
     return "0x" + topic[-40:].lower()
 
 
 def address_topic(address: str) -> str:
     return "0x" + "0" * 24 + address.lower().removeprefix("0x")
+
+
+# keccak256(ESCROW_ID_DOMAIN || payment_uuid.bytes): changing it orphans every open escrow.
+ESCROW_ID_DOMAIN = b"orderpay/escrow/v1:"
+
+
+def escrow_id_for(payment_uuid: uuid.UUID) -> bytes:
+    """The bytes32 escrow id of a payment: deterministic, and distinct per payment. Here, not
+    in the deploy helpers, so the payment path never loads the deployment code."""
+    return keccak(ESCROW_ID_DOMAIN + payment_uuid.bytes)
 
 
 # --- ABI encoding and log decoding ----------------------------------------------------------
@@ -190,7 +216,15 @@ class DecodedLog:
 
 
 def decode_log(log: dict[str, Any]) -> DecodedLog | None:
-    """An escrow event or an ERC-20 Transfer from a raw JSON-RPC log; None for anything else."""
+    """An escrow event or an ERC-20 Transfer from a raw JSON-RPC log; None for anything else,
+    malformed ones included (a contract may emit a ``Transfer`` topic with short data)."""
+    try:
+        return _decode_log(log)
+    except (DecodingError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _decode_log(log: dict[str, Any]) -> DecodedLog | None:
     topics = [str(t).lower() for t in log.get("topics", [])]
     if not topics:
         return None
@@ -232,6 +266,12 @@ def decode_log(log: dict[str, Any]) -> DecodedLog | None:
 
 def address_of_key(private_key: str) -> str:
     return norm_address(Account.from_key(private_key).address)
+
+
+def sign_prepared(private_key: str, tx: dict[str, Any], nonce: int) -> tuple[str, str]:
+    """Sign a prepared transaction with its nonce, locally (no network); (tx_hash, raw_tx)."""
+    signed = Account.from_key(private_key).sign_transaction({**tx, "nonce": nonce})
+    return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -362,6 +402,29 @@ class ChainClient:
         tip = max(tip, 1_000_000_000 // 1000)  # never zero: some nodes refuse it
         return 2 * base_fees[-1] + tip, tip
 
+    def prepare_transaction(
+        self, sender: str, *, to: str, data: str = "0x", value: int = 0, chain_id: int
+    ) -> dict[str, Any]:
+        """The network part of sending (no nonce yet): estimate gas (a revert raises
+        ``RpcError``), take fees from fee history. Sign it with ``sign_prepared``."""
+        gas = to_int(
+            self.call(
+                "eth_estimateGas",
+                [{"from": sender, "to": to, "data": data, "value": hex_int(value)}],
+            )
+        )
+        max_fee, tip = self.fees()
+        return {
+            "type": 2,
+            "chainId": chain_id,
+            "to": Web3.to_checksum_address(to),
+            "value": value,
+            "data": data,
+            "gas": gas + gas // 5,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+        }
+
     def sign_transaction(
         self,
         private_key: str,
@@ -373,27 +436,9 @@ class ChainClient:
         chain_id: int,
     ) -> tuple[str, str]:
         """Estimate gas, take fees from fee history, sign; returns (tx_hash, raw_tx)."""
-        sender = Account.from_key(private_key)
-        gas = to_int(
-            self.call(
-                "eth_estimateGas",
-                [{"from": sender.address, "to": to, "data": data, "value": hex_int(value)}],
-            )
-        )
-        max_fee, tip = self.fees()
-        tx = {
-            "type": 2,
-            "chainId": chain_id,
-            "nonce": nonce,
-            "to": Web3.to_checksum_address(to),
-            "value": value,
-            "data": data,
-            "gas": gas + gas // 5,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
-        }
-        signed = sender.sign_transaction(tx)
-        return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
+        sender = address_of_key(private_key)
+        tx = self.prepare_transaction(sender, to=to, data=data, value=value, chain_id=chain_id)
+        return sign_prepared(private_key, tx, nonce)
 
     def send_raw(self, raw_tx: str) -> str:
         return str(self.call("eth_sendRawTransaction", [raw_tx])).lower()

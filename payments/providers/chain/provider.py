@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
 
 from orders.errors import ValidationFailed
-from orders.money import MONEY_CONTEXT
+from orders.money import amount_at_decimals, units_at_decimals
 from payments.providers.base import (
     FailureKind,
     Outcome,
@@ -27,7 +27,6 @@ from payments.providers.base import (
     ProviderUnavailableError,
     RefundData,
 )
-from payments.providers.escrow.deploy import escrow_id_for
 
 from . import client as rpc
 from .registry import Asset, ChainConfig, get_chain
@@ -36,18 +35,29 @@ logger = logging.getLogger(__name__)
 
 
 def amount_to_base_units(amount: Decimal, decimals: int) -> int:
-    with localcontext(MONEY_CONTEXT):
-        scaled = Decimal(amount).scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise ProviderError(
-            f"{amount} has more decimals than the asset's {decimals}.", code="invalid_amount"
-        )
-    return int(scaled)
+    """``orders.money.units_at_decimals`` (the one conversion), refusals as provider errors."""
+    try:
+        return units_at_decimals(amount, decimals, what=f"an asset with {decimals} decimals")
+    except ValidationFailed as exc:
+        raise ProviderError(exc.message, code=exc.code) from None
 
 
-def base_units_to_amount(units: int, decimals: int) -> Decimal:
-    with localcontext(MONEY_CONTEXT):
-        return Decimal(int(units)).scaleb(-decimals)
+base_units_to_amount = amount_at_decimals
+
+
+#: node and server clocks differ, and block timestamps are whole seconds: a transaction mined
+#: up to this long before the payment's row was written still counts as made after it
+CLOCK_SKEW = timedelta(seconds=120)
+
+
+def payer_address(provider_data: dict[str, Any]) -> str:
+    """The wallet a crypto payment is paid from, from its provider data (lowercase; "" for a
+    payment recorded before payments named one)."""
+    request = provider_data.get("request")
+    payer = provider_data.get("payer_address") or (
+        request.get("payer_address") if isinstance(request, dict) else None
+    )
+    return str(payer or "").lower()
 
 
 def _chain(chain_id: int | None) -> ChainConfig:
@@ -193,6 +203,15 @@ class _ChainBase:
             raise ProviderError("The transaction is for another chain.", code="wrong_chain")
         if receipt is not None and rpc.to_int(receipt.get("status")) != 1:
             raise ProviderError("The transaction reverted.", code="transaction_reverted")
+        if (
+            block_time is not None
+            and payment.created_at is not None
+            and block_time < payment.created_at - CLOCK_SKEW
+        ):
+            raise ProviderError(
+                "The transaction was mined before the payment was made.",
+                code="transaction_predates_payment",
+            )
         expected = int(payment.amount_base_units or 0)
         checked = self._check(chain, payment, tx, receipt, head)
         fields: dict[str, Any] = {
@@ -221,6 +240,9 @@ class _ChainBase:
                     },
                 )
             )
+        if payment.method == "crypto" and not payer_address(payment.details):
+            # recorded before payments named their wallet: nothing binds the sender
+            flags.append(("payer_not_bound", {"sender_address": checked.sender}))
         paid_at = block_time or timezone.now()
         if payment.expires_at and paid_at > payment.expires_at:
             flags.append(
@@ -303,9 +325,20 @@ class ChainProvider(_ChainBase):
             raise ProviderError(
                 "No receiving address is configured for this chain.", code="chain_not_configured"
             )
+        payer = str(request.get("payer_address") or "")
+        if not payer:
+            raise ProviderError(
+                "A crypto payment names the wallet it is paid from.",
+                code="payer_address_required",
+            )
+        problem = rpc.address_problem(payer)
+        if problem:
+            raise ProviderError(problem, code="invalid_payer_address")
+        payer = payer.lower()
         to = chain.receiving_address
         fields["pay_to_address"] = to
         instructions["pay_to_address"] = to
+        instructions["payer_address"] = payer
         if asset.is_native:
             requests_ = [tx_request(to, units, "0x", f"send {payment.amount} {asset.symbol}")]
         else:
@@ -317,8 +350,10 @@ class ChainProvider(_ChainBase):
                     f"transfer {payment.amount} {asset.symbol}",
                 )
             ]
+        for r in requests_:
+            r["from"] = payer
         instructions["transaction_requests"] = requests_
-        return {}
+        return {"payer_address": payer}
 
     def _check(
         self,
@@ -358,8 +393,14 @@ class ChainProvider(_ChainBase):
             if not matching:
                 raise ProviderError("The transfer paid another token.", code="wrong_token")
             received = sum(int(t.args["value"]) for t in matching)
+        sender = rpc.norm_address(tx.get("from"))
+        payer = payer_address(payment.details)
+        if payer and sender != payer:
+            raise ProviderError(
+                "The transaction was not sent from the payment's wallet.", code="wrong_sender"
+            )
         position = self._position(receipt, head)
-        return Checked(sender=rpc.norm_address(tx.get("from")), received=received, **position)
+        return Checked(sender=sender, received=received, **position)
 
 
 class EscrowProvider(_ChainBase):
@@ -385,7 +426,7 @@ class EscrowProvider(_ChainBase):
         seller = str(request.get("seller_address") or chain.receiving_address or "").lower()
         if not seller:
             raise ProviderError("No seller address for the escrow.", code="seller_address_missing")
-        escrow_id = "0x" + escrow_id_for(payment.payment_id).hex()
+        escrow_id = "0x" + rpc.escrow_id_for(payment.payment_id).hex()
         contract = chain.escrow_contract
         fields.update(escrow_id=escrow_id, contract_address=contract, pay_to_address=contract)
         instructions.update(escrow_id=escrow_id, contract_address=contract, seller_address=seller)

@@ -6,23 +6,20 @@ A sender is either an address unlocked on the node (anvil's accounts: the node s
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, TypeAlias
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxParams, TxReceipt
 
+from payments.providers.chain.client import ESCROW_ID_DOMAIN, escrow_id_for  # noqa: F401
 from payments.providers.escrow.artifacts import ContractArtifact, escrow_artifact, token_artifact
 
 Sender: TypeAlias = LocalAccount | ChecksumAddress | str
 
-# keccak256(ESCROW_ID_DOMAIN || payment_uuid.bytes): changing it orphans every open escrow.
-ESCROW_ID_DOMAIN = b"orderpay/escrow/v1:"
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -36,11 +33,6 @@ class TransactionFailed(RuntimeError):
     def __init__(self, receipt: TxReceipt) -> None:
         super().__init__(f"transaction {receipt['transactionHash'].hex()} reverted")
         self.receipt = receipt
-
-
-def escrow_id_for(payment_uuid: uuid.UUID) -> bytes:
-    """The bytes32 escrow id of a payment: deterministic, and distinct per payment."""
-    return keccak(ESCROW_ID_DOMAIN + payment_uuid.bytes)
 
 
 def sender_address(sender: Sender) -> ChecksumAddress:

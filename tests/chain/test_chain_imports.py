@@ -1,0 +1,35 @@
+"""The payment path does not load the contract deployment helpers (web3 contract machinery):
+only ``payments.providers.chain.client`` speaks to chains."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from payments.providers.chain import client as rpc
+from payments.providers.escrow import deploy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_payment_path_does_not_import_the_deploy_helpers():
+    code = (
+        "import os, sys, django\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.test')\n"
+        "django.setup()\n"
+        "import payments.services, payments.chain_monitor, payments.escrow_services\n"
+        "import payments.providers.chain.provider, config.urls\n"
+        "print('payments.providers.escrow.deploy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_escrow_ids_are_the_same_from_both_modules():
+    payment = uuid.uuid4()
+    assert rpc.escrow_id_for(payment) == deploy.escrow_id_for(payment)
+    assert len(rpc.escrow_id_for(payment)) == 32
