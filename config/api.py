@@ -24,7 +24,7 @@ from orders.api import (
     error_responses,
 )
 from orders.models import Order
-from orders.money import format_amount
+from orders.money import format_amount, sub
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import order_create
 from payments.api import (
@@ -82,7 +82,7 @@ class OrderOutputSerializer(OrderSerializer):
 
     @extend_schema_field(DECIMAL_SCHEMA)
     def get_outstanding_amount(self, order: Order) -> str:
-        return format_amount(max(order.amount - _paid_total(order), Decimal(0)), order.currency)
+        return format_amount(max(sub(order.amount, _paid_total(order)), Decimal(0)), order.currency)
 
 
 class OrderDetailSerializer(OrderOutputSerializer):

@@ -25,7 +25,7 @@ from orders.admin import ReadOnlyAdminMixin, StaffInlineMixin
 from orders.audit import Actor
 from orders.errors import DomainError
 from orders.models import OrderPaymentEvent
-from orders.money import format_amount
+from orders.money import format_amount, sub
 
 from .admin_forms import DisputeResolutionForm, NoteForm, PeriodForm, RefundForm, ReviewForm
 from .analytics import analytics_period, payment_analytics, payment_analytics_csv
@@ -536,7 +536,7 @@ class PaymentTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             actor = admin_actor(request)
             try:
                 if payment.method == PaymentMethod.ESCROW:
-                    held = payment.amount - payment.refunded_amount
+                    held = sub(payment.amount, payment.refunded_amount)
                     sent = escrow_resolve(
                         order_id=payment.order_id,
                         buyer_amount=0 if release else held,

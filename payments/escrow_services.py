@@ -19,7 +19,7 @@ from django.db.models import Max
 from orders.audit import Actor, record_event
 from orders.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
 from orders.models import Order
-from orders.money import parse_amount
+from orders.money import add, parse_amount, sub
 from orders.services import order_lock
 
 from .chain_locks import xact_lock
@@ -406,8 +406,8 @@ def escrow_resolve(
 
 
 def _check_split(payment: PaymentTransaction, buyer: Decimal, seller: Decimal) -> None:
-    room = payment.amount - payment.refunded_amount
-    if buyer + seller != room:
+    room = sub(payment.amount, payment.refunded_amount)
+    if add(buyer, seller) != room:
         raise ValidationFailed(
             "The two parts must add up to what the escrow holds.",
             code="split_mismatch",

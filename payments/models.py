@@ -13,6 +13,7 @@ from django_fsm import RETURN_VALUE, FSMField, transition
 
 from orders.fields import AmountField, BaseUnitsField, CurrencyField
 from orders.models import Order, RefreshableFSMModel
+from orders.money import sub
 
 
 class PaymentMethod(models.TextChoices):
@@ -173,13 +174,13 @@ class PaymentTransaction(RefreshableFSMModel):
 
     @property
     def net_amount(self) -> Decimal:
-        return self.amount - self.fee_amount
+        return sub(self.amount, self.fee_amount)
 
     @property
     def refundable_amount(self) -> Decimal:
         if self.status not in REFUNDABLE_STATES:
             return Decimal(0)
-        return self.amount - self.refunded_amount
+        return sub(self.amount, self.refunded_amount)
 
     # --- status transitions -----------------------------------------------------------------
     @transition(field=status, source=[P.PENDING, P.UNKNOWN], target=P.PROCESSING)

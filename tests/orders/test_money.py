@@ -222,8 +222,8 @@ def amount_and_rule(draw):
 def test_fee_plus_net_is_the_amount(case):
     amount, cur, rule = case
     fee = compute_fee(amount, cur.code, rule)
-    net = amount - fee
-    assert fee + net == amount
+    net = sub(amount, fee)
+    assert add(fee, net) == amount
     assert Decimal(0) <= fee <= amount
     assert to_base_units(fee, cur) + to_base_units(net, cur) == to_base_units(amount, cur)
     if rule.maximum_fee is not None:
