@@ -138,3 +138,34 @@ def test_slow_refund_is_unknown_then_reconciled_without_refunding_twice(
     assert refund.status == "succeeded" and refund.provider_reference == at_stripe["id"]
     assert status_of(payment) == "partially_refunded"
     assert reconcile_stripe(grace_seconds=0) == []
+
+
+def test_reconcile_leaves_a_refund_stripe_never_answered_to_the_refund_sweeper(
+    stripe_local, order, actor, staff
+):
+    """A pending refund that Stripe does not know (in flight, or its sender died) is neither
+    failed nor made refundable again by reconciliation; the sweeper then sends it, once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.jobs import refunds_sweep_pending
+
+    payment = payment_create(order_id=order.id, method="fiat", actor=actor)
+    payment_start(payment_id=payment.id, actor=actor)
+    payment.refresh_from_db()
+    stripe_local.confirm_with_card(payment.payment_intent_id)
+    StripeWebhookSource().sync_payment_intent(payment.payment_intent_id, actor=actor)
+    assert status_of(payment) == "confirmed"
+
+    admin = Actor.for_admin(staff)
+    refund = payment_refund(order_id=order.id, actor=admin, amount="40.00", send=False)
+    assert [d for d in reconcile_stripe(grace_seconds=0) if d.kind == "refund"] == []
+    refund.refresh_from_db()
+    assert refund.status == "pending"
+    assert PaymentTransaction.objects.get(pk=payment.pk).refunded_amount == 40
+
+    refunds_sweep_pending(now=timezone.now() + timedelta(hours=1))
+    refund.refresh_from_db()
+    assert refund.status == "succeeded" and refund.provider_reference
+    assert len(stripe_local.refunds(payment.payment_intent_id)) == 1

@@ -220,6 +220,16 @@ def _reconcile_refund(refund: Refund, provider: StripeProvider, actor: Actor) ->
     stripe_state = result.raw_status or str(result.outcome)
     if refund.status in AGREEING_REFUND.get(result.outcome, set()):
         return None
+    if (
+        refund.status == RefundStatus.PENDING
+        and not refund.provider_reference
+        and result.error_code == "refund_not_found"
+    ):
+        # Never answered by Stripe: it may be in flight, or its sender died. Failing it here
+        # would make its amount refundable again while it could still succeed; the refund
+        # sweeper (payments.sweep_pending_refunds) asks again and re-sends it under the same
+        # idempotency key.
+        return None
     if result.outcome == Outcome.UNKNOWN:
         return diff(stripe_state, "error", note="unrecognised refund status")
     moved = refund_apply_result(refund_id=refund.id, result=result, actor=actor)
