@@ -8,6 +8,7 @@ REDIS_URL (default redis://127.0.0.1:6379/10).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -120,7 +121,7 @@ def setup_django(db_url: str, **extra: str) -> None:
 # --- figures --------------------------------------------------------------------------------
 def percentile(values: Sequence[float], p: float) -> float:
     if not values:
-        return float("nan")
+        return math.nan
     ordered = sorted(values)
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)

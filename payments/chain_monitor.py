@@ -688,13 +688,8 @@ def _on_deposit(
     fields: dict[str, Any] = {
         "transaction_hash": d.transaction_hash,
         "sender_address": d.args["buyer"],
-        "block_number": d.block_number,
-        "block_hash": d.block_hash,
-        "confirmations": max(0, head - d.block_number + 1),
+        **rpc.mined_position(d.block_number, d.block_hash, head, receipt),
     }
-    if receipt:
-        fields["gas_used"] = rpc.to_int(receipt.get("gasUsed"))
-        fields["effective_gas_price"] = rpc.to_int(receipt.get("effectiveGasPrice"))
     flags: list[tuple[str, dict[str, Any]]] = []
     if p.status == P.EXPIRED:
         flags.append(
@@ -804,13 +799,8 @@ def _apply_transfers(
         fields: dict[str, Any] = {
             "transaction_hash": d.transaction_hash,
             "sender_address": rpc.norm_address(receipt.get("from")) or d.args["from"],
-            "block_number": d.block_number,
-            "block_hash": d.block_hash,
-            "confirmations": max(0, head - d.block_number + 1),
+            **rpc.mined_position(d.block_number, d.block_hash, head, receipt),
         }
-        if receipt:
-            fields["gas_used"] = rpc.to_int(receipt.get("gasUsed"))
-            fields["effective_gas_price"] = rpc.to_int(receipt.get("effectiveGasPrice"))
         result = ProviderResult(
             Outcome.PROCESSING,
             reference=d.transaction_hash,

@@ -100,6 +100,22 @@ def norm_address(value: Any) -> str:
     return str(value or "").lower()
 
 
+def mined_position(
+    block_number: int, block_hash: str, head: int, receipt: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Where a mined transaction sits: its block, its depth under ``head`` and, with its
+    receipt, the gas it used (the payment fields the monitor and the providers store)."""
+    position: dict[str, Any] = {
+        "block_number": block_number,
+        "block_hash": str(block_hash).lower(),
+        "confirmations": max(0, head - block_number + 1),
+    }
+    if receipt:
+        position["gas_used"] = to_int(receipt.get("gasUsed"))
+        position["effective_gas_price"] = to_int(receipt.get("effectiveGasPrice"))
+    return position
+
+
 def address_problem(value: Any) -> str | None:
     """Why ``value`` is not a usable EVM address (None when it is): 0x and 40 hex digits; a
     mixed-case address must carry a valid EIP-55 checksum (all lower or all upper case has

@@ -286,13 +286,12 @@ class _ChainBase:
                 "gas_used": None,
                 "effective_gas_price": None,
             }
-        number = rpc.to_int(receipt["blockNumber"])
         return {
-            "block_number": number,
-            "block_hash": str(receipt["blockHash"]).lower(),
-            "confirmations": max(0, head - number + 1),
-            "gas_used": rpc.to_int(receipt.get("gasUsed")),
-            "effective_gas_price": rpc.to_int(receipt.get("effectiveGasPrice")),
+            "gas_used": None,
+            "effective_gas_price": None,
+            **rpc.mined_position(
+                rpc.to_int(receipt["blockNumber"]), receipt["blockHash"], head, receipt
+            ),
         }
 
     # --- refunds ----------------------------------------------------------------------------
