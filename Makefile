@@ -32,7 +32,7 @@ migrate: install
 # peers (localstripe unless STRIPE_SECRET_KEY is set, anvil unless CHAIN_RPC_URL is set);
 # honcho runs the Procfile (anvil, localstripe, setup, web, worker, beat); Ctrl-C stops all.
 run: install peers
-	$(PY) -m config.devpeers env
+	$(PY) -m devtools.peers env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
 	$(PY) manage.py setup_periodic_tasks

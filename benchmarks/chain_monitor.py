@@ -104,8 +104,8 @@ def send_transfers(node: Any, n: int, offset: int) -> list[str]:
 def seed(node: Any, hashes: list[str], offset: int) -> None:
     from django.utils import timezone
 
+    from common.money import from_base_units
     from orders.models import Order
-    from orders.money import from_base_units
     from payments.models import PaymentTransaction
     from tests.factories import UserFactory
 
@@ -163,7 +163,7 @@ def naive(node: Any, hashes: list[str]) -> list[list[Any]]:
 
 
 def run(node: Any, sizes: list[int]) -> None:
-    from payments.chain_monitor import chain_poll
+    from payments.chain.monitor import chain_poll
     from payments.models import PaymentTransaction
 
     rows = []

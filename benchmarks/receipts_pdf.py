@@ -50,7 +50,7 @@ def run(count: int, media: str) -> None:
     from orders.audit import Actor
     from orders.models import Order
     from payments.providers.base import Outcome, ProviderResult
-    from payments.services import payment_apply_result, payment_create, payment_start
+    from payments.services.payments import payment_apply_result, payment_create, payment_start
     from receipts.models import PaymentReceipt
     from receipts.pdf import receipt_pdf_bytes
     from receipts.services import receipt_issue_for_payment, receipt_render

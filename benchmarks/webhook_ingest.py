@@ -111,7 +111,7 @@ def seed_payments(total: int, stripe: Any) -> list[str]:
     from orders.audit import Actor
     from orders.models import Order
     from payments.models import PaymentTransaction
-    from payments.services import payment_create, payment_start
+    from payments.services.payments import payment_create, payment_start
     from tests.factories import UserFactory
 
     buyer, seller = UserFactory(username="bench-buyer"), UserFactory(username="bench-seller")

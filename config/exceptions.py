@@ -11,9 +11,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from common.errors import DomainError
 from ops.models import SecurityEvent
 from ops.security import is_payment_path, security_event_record
-from orders.errors import DomainError
 
 _DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",

@@ -1,14 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Each include belongs to one area; order matters only where paths could overlap.
     path("", include("config.ops_urls")),
-    path("", include("payments.webhook_urls")),
-    path("", include("payments.chain_urls")),
+    path("", include("payments.webhooks.urls")),
     path("", include("receipts.urls")),
-    path("", include("config.api_urls")),
+    path("", include("payments.api.urls")),
 ]
 
 handler404 = "config.exceptions.not_found_view"

@@ -5,10 +5,10 @@ PY ?= .venv/bin/python
 .PHONY: contracts contracts-check anvil-install
 
 contracts:
-	$(PY) -m payments.providers.escrow.build
+	$(PY) -m devtools.contracts.build
 
 contracts-check:
-	$(PY) -m payments.providers.escrow.build --check
+	$(PY) -m devtools.contracts.build --check
 
 # the anvil binary for the integration tests (node_modules/.bin/anvil, from package.json)
 anvil-install:

@@ -1,8 +1,7 @@
 from django.contrib import admin
 
+from notifications.models import Notification
 from orders.admin import ReadOnlyAdminMixin
-
-from .models import Notification
 
 
 @admin.register(Notification)

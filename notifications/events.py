@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from notifications.models import NotificationKind as K
 from payments.models import PaymentMethod, PaymentStatus, RefundStatus
-
-from .models import NotificationKind as K
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,16 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import receiver
 
+from notifications.events import NotificationEvent, notification_for_change
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentStatus, PaymentTransaction
 from payments.signals import payment_status_changed, refund_status_changed
-
-from .events import NotificationEvent, notification_for_change
 
 
 def enqueue(event: NotificationEvent | None) -> None:
     if event is None:
         return
-    from .tasks import send_payment_notification
+    from notifications.tasks import send_payment_notification
 
     args = (
         str(event.kind),

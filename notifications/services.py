@@ -18,15 +18,14 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from orders.errors import ValidationFailed
+from common.errors import ValidationFailed
+from common.money import format_amount, get_currency, sub
+from notifications.events import NotificationEvent, notification_for_change
+from notifications.models import Notification, NotificationKind
 from orders.models import OrderPaymentEvent
-from orders.money import format_amount, get_currency, sub
 from payments.models import PaymentMethod, PaymentTransaction, Refund
 from payments.providers.base import FailureKind
 from payments.providers.registry import provider_for_method
-
-from .events import NotificationEvent, notification_for_change
-from .models import Notification, NotificationKind
 
 SUBJECTS = {
     NotificationKind.PAYMENT_CONFIRMED: "Payment confirmed for order {order}",

@@ -9,7 +9,7 @@ from celery import shared_task
 def send_payment_notification(  # type: ignore[no-untyped-def]
     self, kind: str, event_key: str, payment_id: str, refund_id: str | None = None
 ) -> int:
-    from .services import notification_send
+    from notifications.services import notification_send
 
     try:
         return notification_send(
@@ -25,8 +25,8 @@ def send_payment_notification(  # type: ignore[no-untyped-def]
 def sweep_unsent() -> int:
     """Send the emails whose enqueue was lost or whose send failed (each send is idempotent
     per event and recipient)."""
-    from .receivers import enqueue
-    from .services import notifications_missing
+    from notifications.receivers import enqueue
+    from notifications.services import notifications_missing
 
     missing = notifications_missing()
     for event in missing:

@@ -1,8 +1,7 @@
 from django.contrib import admin
 
+from ops.models import Incident, SecurityEvent, TaskCounter
 from orders.admin import ReadOnlyAdminMixin
-
-from .models import Incident, SecurityEvent, TaskCounter
 
 
 @admin.register(SecurityEvent)

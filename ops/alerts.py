@@ -19,11 +19,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from ops.metrics import WEBHOOK_BACKLOG_STATES, chain_head
+from ops.models import Incident
 from orders.models import OrderPaymentEvent
 from payments.models import ChainCursor, WebhookEvent
-
-from .metrics import WEBHOOK_BACKLOG_STATES, chain_head
-from .models import Incident
 
 logger = logging.getLogger("orderpay.alerts")
 

@@ -6,4 +6,4 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401
+        from ops import receivers  # noqa: F401

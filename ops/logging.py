@@ -20,7 +20,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 
-from orders.logcontext import current, log_context, order_id_var, payment_id_var
+from common.logcontext import current, log_context, order_id_var, payment_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ops.models import Incident, TaskCounter
 from payments.models import (
     PAID_STATES,
     ChainCursor,
@@ -26,8 +27,6 @@ from payments.models import (
     WebhookEvent,
 )
 from payments.providers.base import FailureKind
-
-from .models import Incident, TaskCounter
 
 WEBHOOK_BACKLOG_STATES = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
 

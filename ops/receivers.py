@@ -12,11 +12,10 @@ from django.db import transaction
 from django.db.models import F
 from django.dispatch import receiver
 
-from orders.logcontext import order_id_var, payment_id_var, request_id_var
+from common.logcontext import order_id_var, payment_id_var, request_id_var
+from ops.models import SecurityEvent, TaskCounter
+from ops.security import security_event_record
 from payments.signals import webhook_signature_rejected
-
-from .models import SecurityEvent, TaskCounter
-from .security import security_event_record
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import transaction
 
-from .health import configured_chains
+from ops.health import configured_chains
 
 PREFIX = "orderpay: "
 

@@ -8,9 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from orders.logcontext import request_id_var
-
-from .models import SecurityEvent
+from common.logcontext import request_id_var
+from ops.models import SecurityEvent
 
 logger = logging.getLogger("orderpay.security")
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .alerts import alerts_check
+from ops.alerts import alerts_check
 
 
 @shared_task(name="ops.check_alerts", acks_late=True)

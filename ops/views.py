@@ -11,8 +11,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from .health import readiness
-from .metrics import render_metrics
+from ops.health import readiness
+from ops.metrics import render_metrics
 
 
 @never_cache

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import Order, OrderPaymentEvent
+from orders.models import Order, OrderPaymentEvent
 
 
 class ReadOnlyAdminMixin:

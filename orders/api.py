@@ -14,9 +14,9 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from .models import OrderStatus
-from .money import CURRENCIES, format_amount
-from .services import MAX_ITEMS
+from common.money import CURRENCIES, format_amount
+from orders.models import OrderStatus
+from orders.services import MAX_ITEMS
 
 MAX_DB_INT = 2**63 - 1
 DECIMAL_SCHEMA = {

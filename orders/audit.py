@@ -13,8 +13,8 @@ from uuid import UUID
 from django.db import models
 from django_fsm import TransitionNotAllowed, can_proceed
 
-from .errors import InvalidTransition
-from .models import ActorType, OrderPaymentEvent
+from common.errors import InvalidTransition
+from orders.models import ActorType, OrderPaymentEvent
 
 
 @dataclass(frozen=True)

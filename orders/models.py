@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, FSMField, TransitionNotAllowed, transition
 
-from .fields import AmountField, CurrencyField
+from orders.fields import AmountField, CurrencyField
 
 
 class OrderStatus(models.TextChoices):

@@ -8,8 +8,8 @@ from uuid import UUID
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from .errors import NotFound
-from .models import Order
+from common.errors import NotFound
+from orders.models import Order
 
 
 def order_list_for_user(user: Any, *, status: str | None = None) -> QuerySet[Order]:

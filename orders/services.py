@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .audit import Actor, apply_transition, record_event
-from .errors import NotFound, ValidationFailed
-from .models import Order
-from .money import get_currency, parse_amount
+from common.errors import NotFound, ValidationFailed
+from common.money import get_currency, parse_amount
+from orders.audit import Actor, apply_transition, record_event
+from orders.models import Order
 
 MAX_ITEMS = 100
 

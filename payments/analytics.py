@@ -16,10 +16,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from orders.errors import ValidationFailed
-from orders.money import add, format_amount
-
-from .models import (
+from common.errors import ValidationFailed
+from common.money import add, format_amount
+from payments.models import (
     PAID_STATES,
     UNSUCCESSFUL_STATES,
     PaymentMethod,

@@ -5,10 +5,10 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
-        from .providers import registry
+        from payments.providers import registry
 
         registry.load_providers()
 
-        from .selectors import connect_cache_invalidation
+        from payments.selectors import connect_cache_invalidation
 
         connect_cache_invalidation()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .models import PaymentTransaction
+from payments.models import PaymentTransaction
 
 
 def explorer_tx_url(chain_id: int | None, transaction_hash: str | None) -> str:

@@ -11,9 +11,9 @@ from django.db import models
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, FSMField, transition
 
+from common.money import sub
 from orders.fields import AmountField, BaseUnitsField, CurrencyField
 from orders.models import Order, RefreshableFSMModel
-from orders.money import sub
 
 
 class PaymentMethod(models.TextChoices):

@@ -20,18 +20,17 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from common.money import add, sub
 from orders.models import PAYABLE_STATES, Order
-from orders.money import add, sub
-
-from .models import (
+from payments.models import (
     PAID_STATES,
     REFUNDABLE_STATES,
     UNSUCCESSFUL_STATES,
     PaymentTransaction,
     Refund,
 )
-from .providers.base import FailureKind
-from .sync import summarize
+from payments.providers.base import FailureKind
+from payments.services.sync import summarize
 
 
 # --- rules shared with the services -----------------------------------------------------------
@@ -186,7 +185,7 @@ def connect_cache_invalidation() -> None:
     refunds and receipts) and every saved order start a new cache generation."""
     from django.db.models.signals import post_save
 
-    from .signals import order_payments_changed
+    from payments.signals import order_payments_changed
 
     order_payments_changed.connect(_invalidate_from_signal, dispatch_uid="payment-status-cache")
     post_save.connect(_invalidate_on_order_save, sender=Order, dispatch_uid="payment-status-order")
@@ -222,7 +221,7 @@ def payment_get_for_user(user: Any, payment_id: UUID | str) -> PaymentTransactio
     from django.core.exceptions import ValidationError
     from django.db.models import Q
 
-    from orders.errors import NotFound
+    from common.errors import NotFound
 
     qs = PaymentTransaction.objects.select_related("order")
     if not (user.is_staff or user_may_update_status(user)):

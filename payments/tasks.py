@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .idempotency import cleanup_idempotency_keys as cleanup_idempotency_keys
-from .webhooks import webhook_process
+from payments.api.idempotency import cleanup_idempotency_keys as cleanup_idempotency_keys
+from payments.chain.monitor import chain_poll
+from payments.providers.chain.registry import all_chains
+from payments.webhooks.inbox import webhook_process
 
 
 @shared_task(bind=True, max_retries=8, acks_late=True)
 def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyped-def]
-    from .webhooks import webhook_backoff
+    from payments.webhooks.inbox import webhook_backoff
 
     try:
         webhook_process(event_id)
@@ -25,14 +27,14 @@ def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyp
 # --- beat jobs (ops issue): each runs one pass; a pass is safe to run twice -----------------
 @shared_task(name="payments.retry_failed_payments", acks_late=True)
 def retry_failed_payments() -> dict[str, list[str]]:
-    from .retry import retry_pass
+    from payments.services.retries import retry_pass
 
     return retry_pass().as_dict()
 
 
 @shared_task(name="payments.expire_stale_payments", acks_late=True)
 def expire_stale_payments() -> list[str]:
-    from .jobs import payments_expire_stale
+    from payments.services.expiry import payments_expire_stale
 
     return payments_expire_stale()
 
@@ -41,7 +43,7 @@ def expire_stale_payments() -> list[str]:
 def sweep_webhook_events() -> list[int]:
     """Enqueue again the inbox events nobody processed (the task locks the row and skips
     events already processed, so a double enqueue is harmless)."""
-    from .jobs import webhook_events_to_sweep
+    from payments.services.expiry import webhook_events_to_sweep
 
     ids = webhook_events_to_sweep()
     for event_id in ids:
@@ -52,10 +54,37 @@ def sweep_webhook_events() -> list[int]:
 @shared_task(name="payments.sweep_pending_refunds", acks_late=True)
 def sweep_pending_refunds() -> dict[str, str]:
     """Reconcile or send refunds left pending without a provider reference."""
-    from .jobs import refunds_sweep_pending
+    from payments.services.expiry import refunds_sweep_pending
 
     return refunds_sweep_pending()
 
 
-from .chain_tasks import poll_chain, poll_chains  # noqa: E402, F401  (registers the chain tasks)
-from .providers.stripe import tasks as _stripe_tasks  # noqa: E402, F401
+@shared_task(name="payments.reconcile_stripe", acks_late=True)
+def reconcile_stripe_task() -> int:
+    """Beat job for card payments: reconciliation with Stripe."""
+    from payments.services.reconcile import reconcile_stripe
+
+    return len(reconcile_stripe())
+
+
+# --- the chain monitor: ``payments.poll_chains`` (beat) fans out one ``payments.poll_chain``
+# per configured chain; each pass holds its chain's lock.
+
+
+@shared_task(name="payments.poll_chain", acks_late=True, ignore_result=True)
+def poll_chain(chain_id: int) -> dict:
+    report = chain_poll(chain_id)
+    return {
+        "chain_id": report.chain_id,
+        "http_requests": report.http_requests,
+        "skipped": report.skipped,
+        "error": report.error,
+    }
+
+
+@shared_task(name="payments.poll_chains", ignore_result=True)
+def poll_chains() -> list[int]:
+    chain_ids = [chain.chain_id for chain in all_chains()]
+    for chain_id in chain_ids:
+        poll_chain.delay(chain_id)
+    return chain_ids

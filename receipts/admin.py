@@ -9,13 +9,12 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from common.errors import DomainError
 from orders.admin import ReadOnlyAdminMixin, StaffInlineMixin
-from orders.errors import DomainError
-from payments.admin import PaymentTransactionAdmin, admin_actor
+from payments.admin.payments import PaymentTransactionAdmin, admin_actor
 from payments.models import PaymentTransaction
-
-from .models import PaymentReceipt
-from .services import receipt_issue_for_payment, receipt_regenerate
+from receipts.models import PaymentReceipt
+from receipts.services import receipt_issue_for_payment, receipt_regenerate
 
 PERM_REGENERATE = "receipts.change_paymentreceipt"
 

@@ -12,12 +12,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from common.errors import NotFound, ValidationFailed
+from common.money import format_amount
 from orders.api import error_responses
-from orders.errors import NotFound, ValidationFailed
-from orders.money import format_amount
-
-from .selectors import receipt_get_for_user
-from .services import receipt_render_later, receipt_verify
+from receipts.selectors import receipt_get_for_user
+from receipts.services import receipt_render_later, receipt_verify
 
 
 class ReceiptPdfApi(APIView):

@@ -7,10 +7,9 @@ from typing import Any
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from orders.money import format_amount, sub
+from common.money import format_amount, sub
 from payments.links import payment_provider_reference
-
-from .models import PaymentReceipt, ReceiptKind
+from receipts.models import PaymentReceipt, ReceiptKind
 
 
 def _party(user: Any) -> dict[str, str]:

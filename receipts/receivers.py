@@ -23,8 +23,8 @@ def on_payment_status_changed(
     )
     if not issue:
         return
-    from .models import PaymentReceipt
-    from .tasks import issue_payment_receipt
+    from receipts.models import PaymentReceipt
+    from receipts.tasks import issue_payment_receipt
 
     if (
         to_state == PaymentStatus.COMPLETED
@@ -39,6 +39,6 @@ def on_payment_status_changed(
 def on_refund_status_changed(sender: Any, refund_id: Any, to_state: str, **kwargs: Any) -> None:
     if to_state != RefundStatus.SUCCEEDED:
         return
-    from .tasks import issue_credit_note
+    from receipts.tasks import issue_credit_note
 
     transaction.on_commit(lambda: issue_credit_note.delay(str(refund_id)), robust=True)

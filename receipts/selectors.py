@@ -9,11 +9,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.urls import reverse
 
-from orders.errors import NotFound
-from orders.money import format_amount
+from common.errors import NotFound
+from common.money import format_amount
 from orders.selectors import order_list_for_user
-
-from .models import PaymentReceipt
+from receipts.models import PaymentReceipt
 
 
 def receipt_list_for_user(user: Any) -> QuerySet[PaymentReceipt]:

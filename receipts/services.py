@@ -18,13 +18,12 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.errors import Conflict, NotFound, ValidationFailed
 from orders.audit import Actor, record_event
-from orders.errors import Conflict, NotFound, ValidationFailed
 from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
 from payments.signals import order_payments_changed
-
-from .models import PaymentReceipt, ReceiptKind, ReceiptSequence
+from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence
 
 NUMBER_RE = re.compile(r"^[A-Z]{1,8}-\d{4}-\d{6,}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -161,7 +160,7 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
     The PDF is deterministic for the same data (its dates are the receipt's), so rendering
     again restores a lost file with the same hash.
     """
-    from .pdf import receipt_pdf_bytes
+    from receipts.pdf import receipt_pdf_bytes
 
     with transaction.atomic():
         receipt = PaymentReceipt.objects.select_for_update().get(pk=receipt_id)
@@ -185,7 +184,7 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
 def receipt_render_later(*, receipt: PaymentReceipt) -> None:
     """Enqueue the receipt's issue task (on commit), which renders a PDF that is missing or was
     lost from storage again (``receipt_render``; the same data gives the same file and hash)."""
-    from .tasks import issue_credit_note, issue_payment_receipt
+    from receipts.tasks import issue_credit_note, issue_payment_receipt
 
     if receipt.refund_id is not None:
         task, arg = issue_credit_note, str(receipt.refund_id)

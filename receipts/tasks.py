@@ -11,7 +11,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orders.errors import Conflict
+from common.errors import Conflict
 
 #: Failures that may pass on their own: database connection/deadlock, storage I/O.
 TRANSIENT = (OperationalError, InterfaceError, OSError)
@@ -27,7 +27,7 @@ RETRY = {
 
 @shared_task(**RETRY)
 def issue_payment_receipt(payment_id: str) -> str | None:
-    from .services import receipt_issue_for_payment
+    from receipts.services import receipt_issue_for_payment
 
     try:
         receipt, _created = receipt_issue_for_payment(payment_id=payment_id)
@@ -38,7 +38,7 @@ def issue_payment_receipt(payment_id: str) -> str | None:
 
 @shared_task(**RETRY)
 def issue_credit_note(refund_id: str) -> str | None:
-    from .services import credit_note_issue_for_refund
+    from receipts.services import credit_note_issue_for_refund
 
     try:
         receipt, _created = credit_note_issue_for_refund(refund_id=refund_id)
@@ -50,7 +50,7 @@ def issue_credit_note(refund_id: str) -> str | None:
 @shared_task(name="receipts.sweep_missing_receipts", acks_late=True)
 def receipts_sweep() -> int:
     """Find paid payments and succeeded refunds whose issue was lost, and issue them."""
-    from .services import receipts_missing
+    from receipts.services import receipts_missing
 
     payments, refunds = receipts_missing()
     for pid in payments:

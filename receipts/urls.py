@@ -2,9 +2,8 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from payments.analytics_api import PaymentAnalyticsApi
-
-from .api import ReceiptPdfApi, ReceiptVerifyApi
+from payments.api.analytics import PaymentAnalyticsApi
+from receipts.api import ReceiptPdfApi, ReceiptVerifyApi
 
 app_name = "receipts"
 

@@ -8,7 +8,7 @@ from typing import Any
 from orders.audit import Actor
 from payments.models import PaymentTransaction
 from payments.providers.base import Outcome, ProviderResult
-from payments.services import payment_apply_result, payment_create, payment_start
+from payments.services.payments import payment_apply_result, payment_create, payment_start
 
 TX_HASH = "0x" + "ab" * 32
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from orders.errors import ValidationFailed
+from common.errors import ValidationFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -237,7 +237,7 @@ STRIPE_WEBHOOK_FUTURE_SKEW = env.int("STRIPE_WEBHOOK_FUTURE_SKEW", default=30)
 STRIPE_RECONCILE_GRACE_SECONDS = env.int("STRIPE_RECONCILE_GRACE_SECONDS", default=60)
 STRIPE_RECONCILE_LOOKBACK_DAYS = env.int("STRIPE_RECONCILE_LOOKBACK_DAYS", default=3)
 PAYMENT_PROVIDER_CLASSES["stripe"] = "payments.providers.stripe.provider.StripeProvider"
-WEBHOOK_SOURCES.append("payments.providers.stripe.webhook.StripeWebhookSource")
+WEBHOOK_SOURCES.append("payments.webhooks.stripe.StripeWebhookSource")
 
 # --- Client API -----------------------------------------------------------------------------
 #: Largest request body Django reads at all (webhooks need up to 512 KiB).
@@ -270,10 +270,10 @@ SPECTACULAR_SETTINGS.update(
         "SWAGGER_UI_DIST": "SIDECAR",
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
-        "PREPROCESSING_HOOKS": ["config.api.schema_drop_slash_variants"],
+        "PREPROCESSING_HOOKS": ["payments.api.orders.schema_drop_slash_variants"],
         "POSTPROCESSING_HOOKS": [
             "drf_spectacular.hooks.postprocess_schema_enums",
-            "config.api.schema_add_webhook",
+            "payments.api.orders.schema_add_webhook",
         ],
         "ENUM_NAME_OVERRIDES": {
             "PaymentStatusEnum": "payments.models.PaymentStatus",
@@ -380,7 +380,7 @@ NOTIFICATION_SWEEP_WINDOW = timedelta(hours=env.int("NOTIFICATION_SWEEP_WINDOW_H
 # --- chain (crypto and escrow payments) -----------------------------------------------------
 PAYMENT_PROVIDER_CLASSES["chain"] = "payments.providers.chain.provider.ChainProvider"
 PAYMENT_PROVIDER_CLASSES["escrow"] = "payments.providers.chain.provider.EscrowProvider"
-WEBHOOK_SOURCES.append("payments.chain_webhooks.ChainWebhookSource")
+WEBHOOK_SOURCES.append("payments.webhooks.chain.ChainWebhookSource")
 CHAIN_WEBHOOK_SECRET = env("CHAIN_WEBHOOK_SECRET", default="")
 CHAIN_WEBHOOK_TOLERANCE_SECONDS = env.int("CHAIN_WEBHOOK_TOLERANCE_SECONDS", default=300)
 CHAIN_POLL_SECONDS = env.int("CHAIN_POLL_SECONDS", default=15)

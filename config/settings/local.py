@@ -1,7 +1,7 @@
 """Local development: `make run`. Embedded defaults (SQLite, no Redis) unless overridden.
 
 Precedence: the process environment, then the repository's `.env`, then `VAR_DIR/local.env`
-(written by `python -m config.devpeers env` at the start of `make run`: the local peers'
+(written by `python -m devtools.peers env` at the start of `make run`: the local peers'
 ports, localstripe's test key, anvil's RPC URL and its well-known development accounts).
 `ORDERPAY_VAR_DIR` (default `var/`) moves every local file: database, broker folder, media,
 the chain deployment file, so that a second system (the walkthrough test) runs beside yours.
@@ -18,13 +18,20 @@ for _env_file in (_BASE_DIR / ".env", _VAR_DIR / "local.env"):
     if _env_file.is_file():
         environ.Env.read_env(_env_file, overwrite=False)
 
-from .base import *  # noqa: E402, F403
-from .base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, REDIS_URL, env  # noqa: E402
+from config.settings.base import *  # noqa: E402, F403
+from config.settings.base import (  # noqa: E402
+    CELERY_BROKER_TRANSPORT_OPTIONS,
+    DATABASES,
+    INSTALLED_APPS,
+    REDIS_URL,
+    env,
+)
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-secret")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DUMMY_PROVIDER_ENABLED = True
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # demo data, local peers, contract tools
 
 VAR_DIR = _VAR_DIR
 if "ORDERPAY_VAR_DIR" in os.environ:

@@ -1,7 +1,7 @@
 """Production: PostgreSQL and Redis, behind a TLS-terminating proxy."""
 
-from .base import *  # noqa: F403
-from .base import DATABASES, env
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")

@@ -2,8 +2,8 @@
 
 import os
 
-from .base import *  # noqa: F403
-from .base import env
+from config.settings.base import *  # noqa: F403
+from config.settings.base import INSTALLED_APPS, env
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret"
@@ -11,6 +11,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 DUMMY_PROVIDER_ENABLED = True
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # demo data, local peers, contract tools
 PAYMENT_PROVIDERS = {"fiat": "dummy", "crypto": "dummy", "escrow": "dummy"}
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 STORAGES = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .base import (
+from payments.providers.base import (
     Outcome,
     PaymentData,
     ProviderError,

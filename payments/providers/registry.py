@@ -7,9 +7,8 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from orders.errors import ValidationFailed
-
-from .base import PaymentProvider
+from common.errors import ValidationFailed
+from payments.providers.base import PaymentProvider
 
 
 @cache

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from orders.audit import Actor
 from payments.providers.base import Outcome, ProviderResult
-from payments.services import payment_apply_result, payment_create, payment_start
+from payments.services.payments import payment_apply_result, payment_create, payment_start
 from tests.factories import OrderFactory, UserFactory
 
 _SCHEMA: dict[str, Any] = {}

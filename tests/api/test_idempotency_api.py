@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
-from payments.idempotency import idempotency_keys_cleanup, request_fingerprint
+from payments.api.idempotency import idempotency_keys_cleanup, request_fingerprint
 from payments.models import IdempotencyKey, PaymentTransaction
 from payments.providers.base import Outcome, ProviderResult
 from payments.providers.dummy import DummyProvider

@@ -56,12 +56,12 @@ def test_create_order_with_payment_in_one_go(buyer_api, seller):
 
 def test_order_and_payment_are_one_transaction(buyer_api, seller, monkeypatch):
     """A payment that cannot be recorded leaves no order behind."""
-    from payments import services
+    from payments.services import payments as services
 
     def broken(**kwargs):
         raise services.Conflict("boom", code="payment_in_progress")
 
-    monkeypatch.setattr("config.api.payment_create", broken)
+    monkeypatch.setattr("payments.api.orders.payment_create", broken)
     r = buyer_api.post_json(
         "/api/orders",
         {"seller_id": seller.pk, "amount": "10", "currency": "USD", "payment_method": "fiat"},

@@ -199,7 +199,7 @@ def test_retry_after_failure_and_switch_method(buyer_api, order):
 def test_final_failure_retries_only_with_another_method(buyer_api, order):
     payment = pay(order, confirm=False)
     from orders.audit import Actor
-    from payments.services import payment_apply_result
+    from payments.services.payments import payment_apply_result
 
     payment_apply_result(
         payment_id=payment.id,

@@ -11,7 +11,7 @@ from django.urls import reverse
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund, WebhookEvent
-from payments.services import payment_flag, payment_open_dispute
+from payments.services.payments import payment_flag, payment_open_dispute
 from receipts.models import PaymentReceipt
 from tests.factories import OrderFactory
 from tests.payflows import (
@@ -36,7 +36,7 @@ def url(name, payment):  # type: ignore[no-untyped-def]
 def flag(payment, reason="amount_mismatch"):  # type: ignore[no-untyped-def]
     from django.db import transaction
 
-    from payments.services import _lock_payment
+    from payments.services.payments import _lock_payment
 
     with transaction.atomic():
         _, locked = _lock_payment(payment.id)
@@ -303,7 +303,7 @@ class RecordingSource:
 
 
 def test_replay_webhook_event(client, support, clerk, settings):
-    from payments.webhooks import webhook_process, webhook_sources
+    from payments.webhooks.inbox import webhook_process, webhook_sources
 
     settings.WEBHOOK_SOURCES = [f"{__name__}.RecordingSource"]
     webhook_sources.cache_clear()

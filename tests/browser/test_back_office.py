@@ -13,7 +13,7 @@ from django.db import transaction
 
 from orders.audit import Actor
 from payments.models import PaymentTransaction, Refund
-from payments.services import _lock_payment, payment_flag
+from payments.services.payments import _lock_payment, payment_flag
 from receipts.models import PaymentReceipt
 from tests.browser.conftest import login
 from tests.factories import OrderFactory, UserFactory

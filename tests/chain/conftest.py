@@ -16,12 +16,12 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
+from devtools.contracts import deploy  # noqa: E402
 from orders.audit import Actor  # noqa: E402
-from payments.chain_monitor import PassReport, chain_poll  # noqa: E402
+from payments.chain.monitor import PassReport, chain_poll  # noqa: E402
 from payments.models import PaymentTransaction  # noqa: E402
-from payments.providers.escrow import deploy  # noqa: E402
 from payments.providers.registry import get_provider  # noqa: E402
-from payments.services import payment_create, payment_start  # noqa: E402
+from payments.services.payments import payment_create, payment_start  # noqa: E402
 from tests.factories import OrderFactory  # noqa: E402
 from tests.peers.anvil import AnvilNode, anvil  # noqa: E402, F401
 

@@ -8,16 +8,15 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from common.errors import ValidationFailed
 from orders.audit import Actor
-from orders.errors import ValidationFailed
 from orders.models import Order
-from payments.escrow_services import escrow_refund, refund_record_transaction
 from payments.models import ChainTransaction, PaymentTransaction, Refund
 from payments.providers.chain import client as rpc
-from payments.services import payment_claim_transaction, payment_refund
+from payments.services.escrow import escrow_refund, refund_record_transaction
+from payments.services.payments import payment_claim_transaction, payment_refund
+from tests.chain.conftest import CONFIRMATIONS, chain_order, start_payment
 from tests.factories import UserFactory
-
-from .conftest import CONFIRMATIONS, chain_order, start_payment
 
 # committed transactions: broadcasts and receipts run on commit, as in production
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -8,8 +8,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from devtools.contracts import deploy
 from payments.providers.chain import client as rpc
-from payments.providers.escrow import deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,9 +19,9 @@ def test_payment_path_does_not_import_the_deploy_helpers():
         "import os, sys, django\n"
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.test')\n"
         "django.setup()\n"
-        "import payments.services, payments.chain_monitor, payments.escrow_services\n"
+        "import payments.services.payments, payments.chain.monitor, payments.services.escrow\n"
         "import payments.providers.chain.provider, config.urls\n"
-        "print('payments.providers.escrow.deploy' in sys.modules)\n"
+        "print('devtools.contracts.deploy' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True

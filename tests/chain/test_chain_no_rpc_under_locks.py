@@ -11,12 +11,11 @@ from django.db import connection
 from django.utils import timezone
 
 from orders.audit import Actor
-from payments.escrow_services import escrow_release
 from payments.models import ChainTransaction
 from payments.providers.chain import client as rpc
-
-from .conftest import chain_order
-from .test_chain_escrow import held_escrow, settle
+from payments.services.escrow import escrow_release
+from tests.chain.conftest import chain_order
+from tests.chain.test_chain_escrow import held_escrow, settle
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

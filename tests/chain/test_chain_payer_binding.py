@@ -10,13 +10,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from common.errors import ValidationFailed
 from orders.audit import Actor
-from orders.errors import ValidationFailed
 from payments.models import PaymentTransaction
 from payments.providers.chain import client as rpc
-from payments.services import payment_claim_transaction, payment_create, payment_start
-
-from .conftest import PAYER, chain_order, start_payment
+from payments.services.payments import payment_claim_transaction, payment_create, payment_start
+from tests.chain.conftest import PAYER, chain_order, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

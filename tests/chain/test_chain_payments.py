@@ -9,17 +9,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from common.errors import Conflict, ValidationFailed
 from orders.audit import Actor
-from orders.errors import Conflict, ValidationFailed
 from orders.models import Order, OrderPaymentEvent
-from payments.chain_monitor import chain_poll, chain_poll_all
-from payments.chain_webhooks import sign
+from payments.chain.monitor import chain_poll, chain_poll_all
 from payments.models import PaymentTransaction, WebhookEvent
 from payments.providers.chain import client as rpc
-from payments.services import payment_claim_transaction
-from payments.webhooks import WebhookSignatureError, webhook_receive
-
-from .conftest import CONFIRMATIONS, chain_order, start_payment
+from payments.services.payments import payment_claim_transaction
+from payments.webhooks.chain import sign
+from payments.webhooks.inbox import WebhookSignatureError, webhook_receive
+from tests.chain.conftest import CONFIRMATIONS, chain_order, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -13,12 +13,11 @@ from django.utils import timezone
 
 from orders.audit import Actor
 from orders.models import Order, OrderPaymentEvent
-from payments import chain_monitor
+from payments.chain import monitor as chain_monitor
 from payments.models import ChainCursor, PaymentTransaction
 from payments.providers.chain import client as rpc
-from payments.services import payment_claim_transaction
-
-from .conftest import CONFIRMATIONS, chain_order, start_payment
+from payments.services.payments import payment_claim_transaction
+from tests.chain.conftest import CONFIRMATIONS, chain_order, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -12,7 +12,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:  # when pytest is run without the root on sys.path
     sys.path.insert(0, str(_REPO_ROOT))
 
-from payments.providers.escrow import deploy  # noqa: E402
+from devtools.contracts import deploy  # noqa: E402
 from tests.contracts.helpers import EscrowSetup  # noqa: E402
 from tests.peers.anvil import AnvilNode, anvil  # noqa: E402, F401  (the session fixture)
 

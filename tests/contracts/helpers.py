@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from payments.providers.escrow import deploy
+from devtools.contracts import deploy
 from payments.providers.escrow.artifacts import ContractArtifact
 from tests.peers.anvil import AnvilNode
 
@@ -22,7 +22,7 @@ TEST_CONTRACTS_DIR = Path(__file__).resolve().parent
 @functools.cache
 def compiled_test_contract(name: str) -> ContractArtifact:
     """Compile tests/contracts/<name>.vy (test-only contracts are not committed as JSON)."""
-    from payments.providers.escrow.build import VYPER_VERSION, compile_source
+    from devtools.contracts.build import VYPER_VERSION, compile_source
 
     path = TEST_CONTRACTS_DIR / f"{name}.vy"
     out = compile_source(path)

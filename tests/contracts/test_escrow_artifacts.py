@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from payments.providers.escrow import artifacts, build, deploy
+from devtools.contracts import build, deploy
+from payments.providers.escrow import artifacts
 
 
 @pytest.mark.parametrize("name", build.CONTRACTS)

@@ -9,9 +9,9 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from payments.providers.escrow import deploy
+from devtools.contracts import deploy
+from devtools.contracts.build import CONTRACTS_DIR
 from payments.providers.escrow.artifacts import EscrowState
-from payments.providers.escrow.build import CONTRACTS_DIR
 from tests.contracts.helpers import EscrowSetup, gas_cost, new_escrow_id
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from web3 import Web3
 
-from payments.providers.escrow import deploy
+from devtools.contracts import deploy
 from payments.providers.escrow.artifacts import EscrowState, escrow_artifact
 from tests.peers.anvil import AnvilNode
 

@@ -26,8 +26,7 @@ from schemathesis import checks as st_checks
 from receipts.services import receipt_issue_for_payment
 from tests.api.conftest import pay
 from tests.factories import OrderFactory
-
-from .conftest import SENT
+from tests.fuzz.conftest import SENT
 
 #: Fixed, so a failure reproduces; override with SCHEMATHESIS_SEED to explore further.
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20260501"))

@@ -16,12 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
-from payments.chain_webhooks import sign as chain_sign
 from payments.models import WebhookEvent
 from payments.providers.stripe.client import sign_webhook_payload
-from payments.webhooks import MAX_BODY_BYTES
-
-from .conftest import SENT
+from payments.webhooks.chain import sign as chain_sign
+from payments.webhooks.inbox import MAX_BODY_BYTES
+from tests.fuzz.conftest import SENT
 
 URL = "/api/orders/payment/webhook"
 STRIPE_SECRET = "whsec_fuzz_only"

@@ -10,7 +10,7 @@ from notifications.models import Notification
 from notifications.tasks import send_payment_notification
 from orders.audit import Actor
 from payments.providers.base import FailureKind
-from payments.services import (
+from payments.services.payments import (
     payment_close_dispute,
     payment_open_dispute,
     payment_refund,

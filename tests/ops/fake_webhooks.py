@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from payments.webhooks import VerifiedEvent, WebhookSignatureError
+from payments.webhooks.inbox import VerifiedEvent, WebhookSignatureError
 
 
 class FakeSource:

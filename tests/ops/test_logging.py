@@ -14,8 +14,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from common.logcontext import log_context
 from ops.logging import redact
-from orders.logcontext import log_context
 
 pytestmark = pytest.mark.django_db
 SECRETS = {

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orders.audit import Actor
 from payments.models import ChainCursor, WebhookEvent
 from payments.providers.base import Outcome, ProviderResult
-from payments.services import payment_apply_result, payment_create, payment_start
+from payments.services.payments import payment_apply_result, payment_create, payment_start
 from receipts.models import PaymentReceipt
 from tests.factories import OrderFactory
 
@@ -109,7 +109,7 @@ def test_task_retries_and_failures_are_counted_in_the_database(client):
 
 
 def test_a_failing_eager_task_counts_a_failure(client, monkeypatch):
-    from payments import retry
+    from payments.services import retries as retry
     from payments.tasks import retry_failed_payments
 
     def broken(**kwargs):  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth import authenticate
 from django.test import RequestFactory, override_settings
 
+from common.errors import ValidationFailed
 from ops.models import SecurityEvent
-from orders.errors import ValidationFailed
-from payments.webhooks import webhook_receive, webhook_sources
+from payments.webhooks.inbox import webhook_receive, webhook_sources
 
 pytestmark = pytest.mark.django_db
 SOURCES = ["tests.ops.fake_webhooks.FakeSource"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from common.errors import NotFound
 from orders.audit import Actor, record_event
-from orders.errors import NotFound
 from orders.models import AppendOnlyError, OrderPaymentEvent
 from orders.selectors import order_get_for_user
 from tests.factories import UserFactory

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orders.errors import ValidationFailed
-from orders.money import (
+from common.errors import ValidationFailed
+from common.money import (
     CURRENCIES,
     MAX_AMOUNT,
     add,
@@ -21,8 +21,8 @@ from orders.money import (
     sub,
     to_base_units,
 )
-from payments.fees import compute_fee
 from payments.models import FeeRule
+from payments.services.fees import compute_fee
 
 CODES = sorted(CURRENCIES)
 
@@ -231,7 +231,7 @@ def test_fee_plus_net_is_the_amount(case):
 
 
 def test_one_conversion_at_an_assets_own_decimals():
-    from orders import money
+    from common import money
     from payments.providers.base import ProviderError
     from payments.providers.chain import provider
 

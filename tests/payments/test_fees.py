@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from common.errors import ValidationFailed
 from orders.audit import Actor
-from orders.errors import ValidationFailed
-from payments.fees import compute_fee, fee_rule_for, fee_rule_update
 from payments.models import FeeRule
-from payments.services import payment_create
+from payments.services.fees import compute_fee, fee_rule_for, fee_rule_update
+from payments.services.payments import payment_create
 
 D = Decimal
 

@@ -11,9 +11,9 @@ from django.test import override_settings
 from payments.models import PaymentTransaction, WebhookEvent
 from payments.providers.base import Outcome, ProviderError, ProviderResult, ProviderUnavailableError
 from payments.providers.dummy import DummyProvider
-from payments.services import payment_create, payment_start
+from payments.services.payments import payment_create, payment_start
 from payments.tasks import expire_stale_payments, sweep_webhook_events
-from payments.webhooks import webhook_sources
+from payments.webhooks.inbox import webhook_sources
 from tests.ops.fake_webhooks import FakeSource
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_webhook_sweeper_finds_events_whose_enqueue_was_lost(fake_source):
 # --- pending refunds ------------------------------------------------------------------------
 def paid_refund_pending(order, actor):  # type: ignore[no-untyped-def]
     from orders.audit import Actor
-    from payments.services import payment_apply_result, payment_refund
+    from payments.services.payments import payment_apply_result, payment_refund
 
     payment = started(order, actor)
     payment_apply_result(
@@ -110,8 +110,8 @@ def paid_refund_pending(order, actor):  # type: ignore[no-untyped-def]
 
 def test_refund_send_twice_sends_once(order, actor, monkeypatch):
     """A second caller while the first call is in flight is refused, not sent again."""
-    from orders.errors import Conflict
-    from payments.services import refund_send
+    from common.errors import Conflict
+    from payments.services.payments import refund_send
 
     refund = paid_refund_pending(order, actor)
     original, seen = DummyProvider.refund, []
@@ -140,7 +140,7 @@ def test_sweeper_sends_a_refund_never_sent_and_reconciles_one_sent(order, actor)
     with time_machine.travel(T0, tick=False) as clock:
         never_sent = paid_refund_pending(order, actor)
         # a second refund whose call reached the provider before the process died
-        from payments.services import payment_refund
+        from payments.services.payments import payment_refund
 
         in_flight = payment_refund(order_id=order.id, actor=actor, amount="5", send=False)
         Refund.objects.filter(pk=in_flight.pk).update(provider_status="sending")

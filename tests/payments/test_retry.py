@@ -10,8 +10,8 @@ import time_machine
 from django.core.management import call_command
 from django.test import override_settings
 
+from common.errors import ProviderUnavailable, ValidationFailed
 from orders.audit import Actor
-from orders.errors import ProviderUnavailable, ValidationFailed
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentTransaction
 from payments.providers.base import (
@@ -22,8 +22,13 @@ from payments.providers.base import (
     ProviderUnavailableError,
 )
 from payments.providers.dummy import DummyProvider
-from payments.retry import retry_delay, retry_pass
-from payments.services import payment_apply_result, payment_create, payment_retry, payment_start
+from payments.services.payments import (
+    payment_apply_result,
+    payment_create,
+    payment_retry,
+    payment_start,
+)
+from payments.services.retries import retry_delay, retry_pass
 from payments.signals import payment_retry_exhausted
 
 pytestmark = pytest.mark.django_db

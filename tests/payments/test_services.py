@@ -9,14 +9,14 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from common.errors import Conflict, DomainError, ProviderUnavailable, ValidationFailed
 from orders.audit import Actor
-from orders.errors import Conflict, DomainError, ProviderUnavailable, ValidationFailed
 from orders.models import Order, OrderPaymentEvent
 from orders.services import order_cancel
 from payments.models import PaymentTransaction, Refund
 from payments.providers.base import FailureKind, Outcome, ProviderResult
 from payments.providers.dummy import DummyProvider, ProviderError, ProviderUnavailableError
-from payments.services import (
+from payments.services.payments import (
     payment_apply_result,
     payment_cancel,
     payment_claim_transaction,

@@ -7,7 +7,7 @@ import pytest
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
 from payments.providers.base import Outcome, ProviderResult
-from payments.services import (
+from payments.services.payments import (
     payment_apply_result,
     payment_create,
     payment_refund,

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from common.errors import InvalidTransition
 from orders.audit import Actor
-from orders.errors import InvalidTransition
 from orders.models import Order, OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund
-from payments.sync import (
+from payments.services.sync import (
     PaymentSummary,
     order_stage,
     order_sync,

@@ -9,11 +9,11 @@ from uuid import uuid4
 import pytest
 from django_fsm import FSMField
 
+from common.errors import InvalidTransition
 from orders.audit import Actor, apply_transition, transition_to
-from orders.errors import InvalidTransition
 from orders.models import Order, OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund
-from payments.services import payment_update_status
+from payments.services.payments import payment_update_status
 from tests.factories import OrderFactory, PaymentFactory
 
 pytestmark = pytest.mark.django_db

@@ -48,7 +48,7 @@ def _configure() -> None:
 
 def _install_pause_points() -> None:
     import receipts.services as receipt_services
-    from payments.providers.stripe.webhook import StripeWebhookSource
+    from payments.webhooks.stripe import StripeWebhookSource
 
     process = StripeWebhookSource.process
 

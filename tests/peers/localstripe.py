@@ -4,7 +4,7 @@
 free loopback port, waits until it answers, yields a :class:`LocalStripe`, and stops it at the
 end of the session. Tests call ``reset()`` (``DELETE /_config/data``) to start empty.
 
-The server runs through ``python -m config.devpeers localstripe --port N`` (the launcher
+The server runs through ``python -m devtools.peers localstripe --port N`` (the launcher
 `make run` uses too): the same localstripe application, bound to 127.0.0.1 only (its own
 command binds every interface) and without its store file (its command pickles the store to
 the shared /tmp/localstripe.pickle on every write, which two servers on one machine would
@@ -126,7 +126,7 @@ def start_localstripe(log_path: Path) -> LocalStripe:
         port = free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "config.devpeers", "localstripe", "--port", str(port)],
+                [sys.executable, "-m", "devtools.peers", "localstripe", "--port", str(port)],
                 cwd=REPO_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
-from payments.services import payment_refund
+from payments.services.payments import payment_refund
 from receipts.models import PaymentReceipt, ReceiptSequence
 from receipts.services import (
     credit_note_issue_for_refund,
@@ -67,7 +67,7 @@ def test_confirming_a_card_payment_issues_one_receipt_on_commit(
 
 
 def test_receipt_shows_fee_and_net(order, django_capture_on_commit_callbacks):
-    from payments.fees import fee_rule_update
+    from payments.services.fees import fee_rule_update
 
     fee_rule_update(
         method="fiat",

@@ -11,8 +11,8 @@ from django.db import connections
 
 from orders.audit import Actor
 from payments.models import PaymentTransaction
-from payments.providers.stripe.webhook import StripeWebhookSource
-from payments.services import payment_create, payment_start
+from payments.services.payments import payment_create, payment_start
+from payments.webhooks.stripe import StripeWebhookSource
 from tests.stripe.conftest import signed, stripe_event
 
 

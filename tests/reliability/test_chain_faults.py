@@ -11,10 +11,10 @@ from django.db import connections
 
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
-from payments.chain_monitor import chain_poll
+from payments.chain.monitor import chain_poll
 from payments.models import PaymentTransaction
 from payments.providers.chain import client as rpc
-from payments.services import payment_claim_transaction
+from payments.services.payments import payment_claim_transaction
 from tests.chain.conftest import (  # noqa: F401
     CONFIRMATIONS,
     chain_contracts,

@@ -13,9 +13,13 @@ from notifications.models import Notification
 from orders.models import Order, OrderPaymentEvent
 from payments.models import IdempotencyKey, PaymentTransaction, Refund, WebhookEvent
 from receipts.models import PaymentReceipt
+from tests.reliability.helpers import (
+    all_at_once,
+    card_payment_paid_at_stripe,
+    confirm_from_stripe,
+    succeeded_event,
+)
 from tests.stripe.conftest import WEBHOOK_PATH, wait_for
-
-from .helpers import all_at_once, card_payment_paid_at_stripe, confirm_from_stripe, succeeded_event
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 

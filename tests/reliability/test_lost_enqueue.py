@@ -14,9 +14,12 @@ from payments.models import PaymentTransaction, WebhookEvent
 from payments.tasks import process_webhook_event, sweep_webhook_events
 from receipts.models import PaymentReceipt
 from receipts.tasks import issue_payment_receipt, receipts_sweep
+from tests.reliability.helpers import (
+    card_payment_paid_at_stripe,
+    confirm_from_stripe,
+    succeeded_event,
+)
 from tests.stripe.conftest import WEBHOOK_PATH, wait_for
-
-from .helpers import card_payment_paid_at_stripe, confirm_from_stripe, succeeded_event
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from common.errors import Conflict, ProviderUnavailable
 from orders.audit import Actor
-from orders.errors import Conflict, ProviderUnavailable
 from payments.models import PaymentTransaction, Refund
-from payments.providers.stripe.reconcile import reconcile_stripe
-from payments.services import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.services.reconcile import reconcile_stripe
 from tests.peers.faulty_http import FaultProxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]

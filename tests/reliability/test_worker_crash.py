@@ -17,9 +17,12 @@ from notifications.models import Notification
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentTransaction, WebhookEvent
 from receipts.models import PaymentReceipt, ReceiptSequence
+from tests.reliability.helpers import (
+    card_payment_paid_at_stripe,
+    confirm_from_stripe,
+    succeeded_event,
+)
 from tests.stripe.conftest import WEBHOOK_PATH, wait_for
-
-from .helpers import card_payment_paid_at_stripe, confirm_from_stripe, succeeded_event
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 

@@ -1,6 +1,6 @@
 """The local environment `make run` writes (config/devpeers.py): which peers it points at."""
 
-from config import devpeers
+from devtools import peers as devpeers
 
 
 def test_defaults_point_every_process_at_localstripe_and_anvil(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from payments.providers.registry import get_provider
 from payments.providers.stripe.client import sign_webhook_payload
-from payments.webhooks import webhook_sources
+from payments.webhooks.inbox import webhook_sources
 from tests.peers.localstripe import SECRET_KEY, localstripe  # noqa: F401
 
 WEBHOOK_SECRET = "whsec_orderpay_test_secret"

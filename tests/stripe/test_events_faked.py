@@ -12,17 +12,16 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from orders.errors import ValidationFailed
+from common.errors import ValidationFailed
 from orders.models import Order, OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund, WebhookEvent
 from payments.providers.base import FailureKind, Outcome, PaymentData, ProviderUnavailableError
 from payments.providers.stripe import provider as provider_module
-from payments.providers.stripe import webhook as webhook_module
 from payments.providers.stripe.provider import payment_intent_result, stripe_amount
-from payments.services import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.webhooks import stripe as webhook_module
 from tests.factories import OrderFactory
-
-from .conftest import WEBHOOK_PATH, signed, stripe_event
+from tests.stripe.conftest import WEBHOOK_PATH, signed, stripe_event
 
 pytestmark = pytest.mark.django_db
 _ids = itertools.count(1)
@@ -369,7 +368,7 @@ def test_due_sweep_retries_after_backoff(started, fake, deliver):
 
 
 def test_cancel_payment_cancels_the_payment_intent(started, fake, actor):
-    from payments.services import payment_cancel
+    from payments.services.payments import payment_cancel
 
     payment_cancel(payment_id=started.id, actor=actor, reason="changed my mind")
     assert reload(started).status == "cancelled"
@@ -378,7 +377,7 @@ def test_cancel_payment_cancels_the_payment_intent(started, fake, actor):
 
 def test_client_secret_fetched_again_not_stored(started, fake):
     from payments.providers.registry import get_provider
-    from payments.services import payment_data
+    from payments.services.payments import payment_data
 
     secret = get_provider("stripe").client_secret(payment_data(started))
     assert secret == fake.intents[started.payment_intent_id]["client_secret"]

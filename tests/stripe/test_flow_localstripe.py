@@ -10,14 +10,13 @@ from decimal import Decimal
 import pytest
 import requests
 
+from common.errors import Conflict
 from orders.audit import Actor
-from orders.errors import Conflict
 from orders.models import Order, OrderPaymentEvent
 from payments.models import PaymentTransaction, WebhookEvent
-from payments.services import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_refund, payment_start
 from tests.peers.localstripe import DECLINED_CARD
-
-from .conftest import WEBHOOK_PATH, WEBHOOK_SECRET, signed, stripe_event, wait_for
+from tests.stripe.conftest import WEBHOOK_PATH, WEBHOOK_SECRET, signed, stripe_event, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -86,7 +85,7 @@ def test_partial_refunds_then_one_too_many(stripe_local, order, actor, staff):
     stripe_local.confirm_with_card(payment.payment_intent_id)
     admin = Actor.for_admin(staff)
     # Re-read from Stripe as the webhook would (no live server needed for this test).
-    from payments.providers.stripe.webhook import StripeWebhookSource
+    from payments.webhooks.stripe import StripeWebhookSource
 
     StripeWebhookSource().sync_payment_intent(payment.payment_intent_id, actor=admin)
     assert status_of(payment) == "confirmed"

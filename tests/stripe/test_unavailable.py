@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from common.errors import ProviderUnavailable
 from config.exceptions import api_exception_handler
 from orders.audit import Actor
-from orders.errors import ProviderUnavailable
 from orders.models import Order
 from payments.models import PaymentTransaction, Refund
-from payments.providers.stripe.reconcile import reconcile_stripe
-from payments.providers.stripe.webhook import StripeWebhookSource
-from payments.services import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.services.reconcile import reconcile_stripe
+from payments.webhooks.stripe import StripeWebhookSource
 from tests.peers.faulty_http import FaultProxy
 from tests.peers.localstripe import free_port
 
@@ -149,7 +149,7 @@ def test_reconcile_leaves_a_refund_stripe_never_answered_to_the_refund_sweeper(
 
     from django.utils import timezone
 
-    from payments.jobs import refunds_sweep_pending
+    from payments.services.expiry import refunds_sweep_pending
 
     payment = payment_create(order_id=order.id, method="fiat", actor=actor)
     payment_start(payment_id=payment.id, actor=actor)

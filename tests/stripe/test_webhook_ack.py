@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from .conftest import WEBHOOK_PATH, signed, stripe_event
+from tests.stripe.conftest import WEBHOOK_PATH, signed, stripe_event
 
 pytestmark = pytest.mark.django_db
 

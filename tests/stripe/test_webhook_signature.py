@@ -9,8 +9,7 @@ import time
 import pytest
 
 from payments.models import WebhookEvent
-
-from .conftest import WEBHOOK_PATH, signed, stripe_event
+from tests.stripe.conftest import WEBHOOK_PATH, signed, stripe_event
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +33,7 @@ def assert_rejected(response, code: str) -> None:
 def test_valid_signature_is_stored_once(
     client, stripe_on, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from payments.providers.stripe import webhook
+    from payments.webhooks import stripe as webhook
 
     seen = []
     monkeypatch.setattr(
@@ -51,7 +50,7 @@ def test_valid_signature_is_stored_once(
 
 
 def test_trailing_slash_is_the_same_endpoint(client, stripe_on, monkeypatch):
-    from payments.providers.stripe import webhook
+    from payments.webhooks import stripe as webhook
 
     monkeypatch.setattr(webhook.StripeWebhookSource, "process", lambda self, event: None)
     body, header = signed(EVENT)

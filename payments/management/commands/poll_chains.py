@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 from django.core.management.base import BaseCommand
 
-from payments.chain_monitor import chain_poll, chain_poll_all
+from payments.chain.monitor import chain_poll, chain_poll_all
 
 
 class Command(BaseCommand):

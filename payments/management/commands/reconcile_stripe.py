@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from payments.providers.stripe.reconcile import reconcile_stripe
+from payments.services.reconcile import reconcile_stripe
 
 
 class Command(BaseCommand):

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payments.jobs import webhook_events_to_sweep
 from payments.models import WebhookEvent
-from payments.webhook_replay import webhook_replay
+from payments.services.expiry import webhook_events_to_sweep
+from payments.webhooks.replay import webhook_replay
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from payments.retry import retry_pass
+from payments.services.retries import retry_pass
 
 
 class Command(BaseCommand):

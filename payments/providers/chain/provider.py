@@ -16,8 +16,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from orders.errors import ValidationFailed
-from orders.money import amount_at_decimals, units_at_decimals
+from common.errors import ValidationFailed
+from common.money import amount_at_decimals, units_at_decimals
 from payments.providers.base import (
     FailureKind,
     Outcome,
@@ -27,9 +27,8 @@ from payments.providers.base import (
     ProviderUnavailableError,
     RefundData,
 )
-
-from . import client as rpc
-from .registry import Asset, ChainConfig, get_chain
+from payments.providers.chain import client as rpc
+from payments.providers.chain.registry import Asset, ChainConfig, get_chain
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +295,7 @@ class _ChainBase:
 
     # --- refunds ----------------------------------------------------------------------------
     def refund(self, refund: RefundData) -> ProviderResult:
-        from payments import escrow_services
+        from payments.services import escrow as escrow_services
 
         try:
             return escrow_services.chain_refund_send(refund)

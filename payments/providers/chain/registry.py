@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from orders.errors import ValidationFailed
+from common.errors import ValidationFailed
 
 NATIVE = "native"
 #: Where ``deploy_contracts`` writes a development chain's addresses (chain 31337 only).

@@ -1,7 +1,7 @@
 """The built escrow contracts: ABI and bytecode read from the committed JSON artifacts.
 
 Plain Python (no Django, no compiler): the chain provider and the monitor load these too.
-Rebuild the JSON with ``python -m payments.providers.escrow.build``.
+Rebuild the JSON with ``python -m devtools.contracts.build``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-BUILD_DIR = Path(__file__).resolve().parent / "contracts" / "build"
+BUILD_DIR = Path(__file__).resolve().parent / "build"
 
 ESCROW = "Escrow"
 TEST_TOKEN = "TestToken"
@@ -44,7 +44,7 @@ class ContractArtifact:
 
 @functools.cache
 def load_artifact(name: str) -> ContractArtifact:
-    """Read contracts/build/<name>.json once per process."""
+    """Read build/<name>.json once per process."""
     path = BUILD_DIR / f"{name}.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     return ContractArtifact(

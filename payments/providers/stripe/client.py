@@ -18,7 +18,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from ..base import FailureKind, ProviderError, ProviderUnavailableError
+from payments.providers.base import FailureKind, ProviderError, ProviderUnavailableError
 
 logger = logging.getLogger(__name__)
 

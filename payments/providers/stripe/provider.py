@@ -12,9 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from orders.money import get_currency, to_base_units
-
-from ..base import (
+from common.money import get_currency, to_base_units
+from payments.providers.base import (
     FailureKind,
     Outcome,
     PaymentData,
@@ -22,7 +21,7 @@ from ..base import (
     ProviderResult,
     RefundData,
 )
-from .client import StripeGateway, failure_kind_for
+from payments.providers.stripe.client import StripeGateway, failure_kind_for
 
 #: PaymentIntent status -> our outcome (``requires_payment_method`` with a
 #: ``last_payment_error`` is a failure: see ``payment_intent_result``).

@@ -1,0 +1,2 @@
+"""Development-only code: the local peers `make run` starts, demo data and commands, and the
+contracts' sources, build and deploy helpers. Installed only by the local and test settings."""

@@ -1,0 +1,77 @@
+"""Deploy the Escrow contract (and, on a development chain, the 6-decimal TestToken); print the
+addresses as JSON. On chain 31337 the addresses are also written to CHAIN_DEV_DEPLOYMENT_FILE,
+where the chain registry finds them, and ``--fund`` gives demo wallets ETH and test tokens."""
+
+import json
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from devtools.contracts import deploy
+from payments.providers.chain import client as rpc
+from payments.providers.chain.registry import DEV_DEPLOYMENT_CHAIN_ID, default_chain
+
+FUND_WEI = 100 * 10**18
+FUND_TOKEN_UNITS = 100_000 * 10**6
+
+
+class Command(BaseCommand):
+    help = "Deploy Escrow (and TestToken on a dev chain) and print the addresses as JSON."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--rpc-url", help="default: the default chain's CHAIN_RPC_URL")
+        parser.add_argument("--operator", help="operator address (default: the operator key's)")
+        parser.add_argument("--arbiter", help="arbiter address (default: the operator)")
+        parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the node")
+        parser.add_argument("--fund", nargs="*", default=[], help="dev chain: wallets to fund")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        chain = default_chain() if not options["rpc_url"] else None
+        url = options["rpc_url"] or chain.rpc_url
+        w3 = rpc.web3_for(url)
+        deadline = time.monotonic() + options["wait"]
+        while True:
+            try:
+                chain_id = int(w3.eth.chain_id)
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise CommandError(f"The node at {url} does not answer: {exc}") from None
+                time.sleep(0.5)
+        dev = chain_id == DEV_DEPLOYMENT_CHAIN_ID
+        key = chain.operator_key if chain else ""
+        if key:
+            deployer = rpc.local_account(key)
+            operator = options["operator"] or deployer.address
+        elif dev:
+            deployer = w3.eth.accounts[0]  # anvil's unlocked account 0
+            operator = options["operator"] or deployer
+        else:
+            raise CommandError("Set ESCROW_OPERATOR_KEY to deploy outside a development chain.")
+        arbiter = options["arbiter"] or operator
+        out = {
+            "chain_id": chain_id,
+            "escrow_contract": deploy.deploy_escrow(w3, deployer, operator, arbiter),
+            "operator": operator,
+            "arbiter": arbiter,
+            "tokens": [],
+        }
+        if dev:
+            token = deploy.deploy_test_token(w3, deployer)
+            out["tokens"] = [{"symbol": "USDC", "address": token, "decimals": 6}]
+            contract = deploy.token_contract(w3, token)
+            for wallet in options["fund"]:
+                wallet = w3.to_checksum_address(wallet)
+                deploy.send_transaction(
+                    w3,
+                    deployer,
+                    {"to": wallet, "value": FUND_WEI, "gas": 21000, "gasPrice": w3.eth.gas_price},
+                )
+                deploy.transact(w3, deployer, contract.functions.mint(wallet, FUND_TOKEN_UNITS))
+            out["funded"] = options["fund"]
+            path = Path(settings.CHAIN_DEV_DEPLOYMENT_FILE)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(out, indent=2))
+        self.stdout.write(json.dumps(out, indent=2))

@@ -1,0 +1,424 @@
+"""Platform operations on chain payments: escrow release, refund, dispute and resolution, crypto
+refunds, and the transactions the platform sends (nonces, EIP-1559 fees, tracking).
+
+The API views and the admin call these; the monitor (``chain_monitor``) sees their effects on
+chain and moves payments and refunds only once the transactions have their confirmations.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Max
+
+from common.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
+from common.money import add, parse_amount, sub
+from orders.audit import Actor, record_event
+from orders.models import Order
+from orders.services import order_lock
+from payments.chain.locks import xact_lock
+from payments.models import (
+    ChainTransaction,
+    PaymentMethod,
+    PaymentStatus,
+    PaymentTransaction,
+    Refund,
+    RefundStatus,
+)
+from payments.providers.base import Outcome, ProviderError, ProviderResult, RefundData
+from payments.providers.chain import client as rpc
+from payments.providers.chain.provider import amount_to_base_units, tx_request
+from payments.providers.chain.registry import ChainConfig, get_chain
+from payments.services.payments import (
+    payment_open_dispute,
+    payment_refund,
+    refund_apply_result,
+    transaction_hash_clean,
+)
+
+logger = logging.getLogger(__name__)
+P = PaymentStatus
+CT = ChainTransaction
+
+
+# --- sending ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prepared:
+    """A platform transaction with its network part done (gas, fees, the node's pending nonce),
+    ready to be numbered, signed and recorded without any further RPC call."""
+
+    chain: ChainConfig
+    private_key: str
+    sender: str
+    to: str
+    value: int
+    tx: dict[str, Any]
+    pending_nonce: int
+
+
+def chain_prepare(
+    *, chain: ChainConfig, private_key: str, to: str, data: str = "0x", value: int = 0
+) -> Prepared:
+    """The RPC part of sending: call it BEFORE taking row locks. A revert found by gas
+    estimation raises ``ProviderError`` (``transaction_would_revert``); the node unreachable,
+    ``RpcUnavailable``."""
+    client = rpc.client_for(chain.rpc_url)
+    sender = rpc.address_of_key(private_key)
+    try:
+        tx = client.prepare_transaction(
+            sender, to=to, data=data, value=value, chain_id=chain.chain_id
+        )
+    except rpc.RpcError as exc:
+        raise ProviderError(
+            f"The contract refuses the call: {exc.error}", code="transaction_would_revert"
+        ) from exc
+    return Prepared(chain, private_key, sender, to, value, tx, client.pending_nonce(sender))
+
+
+def chain_record(
+    prepared: Prepared, *, payment_id: UUID, purpose: str, refund_id: UUID | None = None
+) -> ChainTransaction:
+    """Number (the next nonce: the node's pending count read in ``chain_prepare`` or our last
+    one + 1, under a lock per sender), sign locally and record a prepared transaction; it is
+    broadcast after the commit (the monitor re-broadcasts what the node lost). No RPC here."""
+    chain, sender = prepared.chain, prepared.sender
+    with transaction.atomic():
+        xact_lock(f"nonce:{chain.chain_id}:{sender}")
+        stored = CT.objects.filter(chain_id=chain.chain_id, from_address=sender).aggregate(
+            n=Max("nonce")
+        )["n"]
+        nonce = max(prepared.pending_nonce, -1 if stored is None else int(stored) + 1)
+        tx_hash, raw = rpc.sign_prepared(prepared.private_key, prepared.tx, nonce)
+        to, value = prepared.to, prepared.value
+        sent = CT.objects.create(
+            chain_id=chain.chain_id,
+            purpose=purpose,
+            payment_id=payment_id,
+            refund_id=refund_id,
+            from_address=sender,
+            to_address=to.lower(),
+            nonce=nonce,
+            value_base_units=value,
+            transaction_hash=tx_hash,
+            raw_transaction=raw,
+        )
+        transaction.on_commit(lambda: chain_broadcast(sent.pk))
+    return sent
+
+
+def chain_send(
+    *,
+    chain: ChainConfig,
+    private_key: str,
+    payment_id: UUID,
+    purpose: str,
+    to: str,
+    data: str = "0x",
+    value: int = 0,
+    refund_id: UUID | None = None,
+) -> ChainTransaction:
+    """Prepare (RPC) and record (database) a platform transaction; broadcast after the commit.
+    For callers holding no row lock (a refund sent after its row committed); under a lock use
+    ``chain_prepare`` before taking it and ``chain_record`` inside."""
+    prepared = chain_prepare(chain=chain, private_key=private_key, to=to, data=data, value=value)
+    return chain_record(prepared, payment_id=payment_id, purpose=purpose, refund_id=refund_id)
+
+
+def chain_broadcast(chain_transaction_id: int) -> None:
+    """Send (or send again) a recorded transaction; errors leave it for the monitor."""
+    sent = CT.objects.filter(pk=chain_transaction_id).first()
+    if sent is None or not sent.raw_transaction or sent.status != CT.Status.SENT:
+        return
+    try:
+        client = rpc.client_for(get_chain(sent.chain_id).rpc_url)
+        client.send_raw(sent.raw_transaction)
+    except rpc.RpcError as exc:
+        if "known" not in str(exc.error).lower() and "nonce too low" not in str(exc.error).lower():
+            logger.warning("broadcast of %s failed: %s", sent.transaction_hash, exc.error)
+    except (rpc.RpcUnavailable, ValidationFailed) as exc:
+        logger.warning("broadcast of %s failed: %s", sent.transaction_hash, exc)
+
+
+def _units(chain: ChainConfig, payment: PaymentTransaction, amount: Decimal) -> int:
+    asset = chain.asset_for_token(payment.token_address or None)
+    if asset is None:
+        raise ProviderError("The payment's asset is not configured.", code="unsupported_currency")
+    return amount_to_base_units(amount, asset.decimals)
+
+
+def chain_refund_send(refund: RefundData) -> ProviderResult:
+    """The chain providers' ``refund``: an escrow refund through the operator key; a crypto
+    refund from the payout wallet, or (no payout key) left for support to send and record."""
+    payment = PaymentTransaction.objects.get(pk=refund.payment.payment_id)
+    chain = get_chain(payment.chain_id)
+    units = _units(chain, payment, refund.amount)
+    if payment.method == PaymentMethod.ESCROW:
+        if not chain.operator_key:
+            raise ProviderError(
+                "No escrow operator key is configured.", code="operator_key_missing"
+            )
+        sent = chain_send(
+            chain=chain,
+            private_key=chain.operator_key,
+            payment_id=payment.id,
+            refund_id=refund.refund_id,
+            purpose=CT.Purpose.REFUND,
+            to=payment.contract_address,
+            data=rpc.escrow_call_data("refund", str(payment.escrow_id), units),
+        )
+        return ProviderResult(Outcome.PENDING, reference=sent.transaction_hash, raw_status="sent")
+    if not chain.payout_key:
+        return ProviderResult(Outcome.PENDING, raw_status="awaiting_manual_refund")
+    if not payment.sender_address:
+        raise ProviderError("The payer's address is unknown.", code="refund_address_unknown")
+    if payment.token_address:
+        to, value = payment.token_address, 0
+        data = rpc.erc20_transfer_data(payment.sender_address, units)
+    else:
+        to, value, data = payment.sender_address, units, "0x"
+    sent = chain_send(
+        chain=chain,
+        private_key=chain.payout_key,
+        payment_id=payment.id,
+        refund_id=refund.refund_id,
+        purpose=CT.Purpose.PAYOUT,
+        to=to,
+        data=data,
+        value=value,
+    )
+    return ProviderResult(Outcome.PENDING, reference=sent.transaction_hash, raw_status="sent")
+
+
+def refund_record_transaction(
+    *, refund_id: UUID, transaction_hash: str, actor: Actor
+) -> ChainTransaction:
+    """Support sent a crypto refund by hand: record its hash; the monitor verifies it (to the
+    payer, the refund's exact amount) and settles the refund at its confirmations."""
+    tx_hash = transaction_hash_clean(transaction_hash)
+    refund = Refund.objects.select_related("payment").filter(pk=refund_id).first()
+    if refund is None:
+        raise NotFound("Refund not found.", code="refund_not_found")
+    payment = refund.payment
+    if payment.method != PaymentMethod.CRYPTO or refund.status != RefundStatus.PENDING:
+        raise Conflict("This refund does not wait for a transaction.", code="refund_not_manual")
+    chain = get_chain(payment.chain_id)
+    token = payment.token_address or ""
+    with transaction.atomic():
+        if CT.objects.filter(chain_id=chain.chain_id, transaction_hash=tx_hash).exists() or (
+            PaymentTransaction.objects.filter(transaction_hash=tx_hash).exists()
+        ):
+            raise Conflict(
+                "This transaction is recorded already.", code="transaction_hash_already_used"
+            )
+        recorded = CT.objects.create(
+            chain_id=chain.chain_id,
+            purpose=CT.Purpose.MANUAL_REFUND,
+            payment=payment,
+            refund=refund,
+            to_address=token or payment.sender_address,
+            value_base_units=_units(chain, payment, refund.amount),
+            transaction_hash=tx_hash,
+        )
+        record_event(
+            order_id=payment.order_id,
+            entity="refund",
+            action="record_transaction",
+            actor=actor,
+            payment_id=payment.id,
+            refund_id=refund.id,
+            details={"transaction_hash": tx_hash},
+        )
+    refund_apply_result(
+        refund_id=refund.id,
+        actor=actor,
+        result=ProviderResult(Outcome.PENDING, reference=tx_hash, raw_status="recorded"),
+    )
+    return recorded
+
+
+# --- escrow -----------------------------------------------------------------------------
+def _escrow_payment(order: Order, states: tuple[str, ...]) -> PaymentTransaction:
+    payment = (
+        PaymentTransaction.objects.filter(
+            order=order, method=PaymentMethod.ESCROW, status__in=states
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if payment is None:
+        raise Conflict(
+            "The order has no escrow payment in a state that allows this.",
+            code="no_escrow_payment",
+            details={"order_status": order.status},
+        )
+    return payment
+
+
+def _operator(chain: ChainConfig) -> str:
+    if not chain.operator_key:
+        raise Conflict("No escrow operator key is configured.", code="operator_key_missing")
+    return chain.operator_key
+
+
+def _prepare(chain: ChainConfig, payment: PaymentTransaction, data: str) -> Prepared:
+    """An operator call to the escrow contract, its RPC part done (call before any lock)."""
+    try:
+        return chain_prepare(
+            chain=chain, private_key=_operator(chain), to=payment.contract_address, data=data
+        )
+    except ProviderError as exc:
+        raise Conflict(str(exc), code=exc.code) from exc
+    except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+        raise ProviderUnavailable(str(exc)) from exc
+
+
+def _release_in_progress(payment: PaymentTransaction) -> None:
+    if CT.objects.filter(
+        payment=payment,
+        purpose=CT.Purpose.RELEASE,
+        status__in=[CT.Status.SENT, CT.Status.MINED],
+    ).exists():
+        raise Conflict("The release is on its way.", code="release_in_progress")
+
+
+def _order(order_id: UUID) -> Order:
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    return order
+
+
+def escrow_release(*, order_id: UUID, actor: Actor) -> ChainTransaction:
+    """Release the held funds (all, or what a partial refund left) to the seller through the
+    operator key (the buyer confirmed delivery). The payment completes when the monitor sees
+    the ``Released`` event final.
+
+    The node is asked (gas, fees, nonce) before the order's row lock is taken; under the lock
+    the payment is checked again and the signed transaction recorded; it is broadcast after
+    the commit (no network call under a row lock)."""
+    states = (P.CONFIRMED, P.PARTIALLY_REFUNDED)
+    seen = _escrow_payment(_order(order_id), states)
+    _release_in_progress(seen)
+    chain = get_chain(seen.chain_id)
+    prepared = _prepare(chain, seen, rpc.escrow_call_data("release", seen.escrow_id))
+    with transaction.atomic():
+        order = order_lock(order_id)
+        payment = _escrow_payment(order, states)
+        if payment.id != seen.id:
+            raise Conflict("The order's escrow payment changed; try again.", code="conflict")
+        _release_in_progress(payment)
+        sent = chain_record(prepared, payment_id=payment.id, purpose=CT.Purpose.RELEASE)
+        record_event(
+            order_id=order.id,
+            entity="payment",
+            action="release_requested",
+            actor=actor,
+            payment_id=payment.id,
+            details={"transaction_hash": sent.transaction_hash},
+        )
+    return sent
+
+
+def escrow_refund(*, order_id: UUID, actor: Actor, amount: Any = None, reason: str = "") -> Refund:
+    """Refund the buyer in full or in part (the same ``payment_refund`` the API and admin use)."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    payment = _escrow_payment(order, (P.CONFIRMED, P.PARTIALLY_REFUNDED))
+    return payment_refund(
+        order_id=order.id, payment_id=payment.id, actor=actor, amount=amount, reason=reason
+    )
+
+
+def escrow_open_dispute(*, order_id: UUID, actor: Actor, reason: str = "") -> dict[str, Any]:
+    """Freeze the platform's side at once (payment and order disputed) and hand the caller the
+    on-chain ``dispute`` call their wallet may send (only buyer or seller can)."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    payment = _escrow_payment(order, (P.CONFIRMED, P.PARTIALLY_REFUNDED, P.DISPUTED))
+    payment = payment_open_dispute(
+        payment_id=payment.id, actor=actor, details={"reason": reason[:500]}
+    )
+    return {
+        "payment": payment,
+        "transaction_request": tx_request(
+            payment.contract_address,
+            0,
+            rpc.escrow_call_data("dispute", str(payment.escrow_id)),
+            "open the dispute on chain",
+        ),
+    }
+
+
+def escrow_resolve(
+    *, order_id: UUID, buyer_amount: Any, seller_amount: Any, actor: Actor
+) -> list[ChainTransaction]:
+    """The arbiter's split of a disputed escrow. Disputed on chain: the contract's ``resolve``;
+    disputed only here: the operator refunds the buyer's part and releases the rest."""
+    seen = _escrow_payment(_order(order_id), (P.DISPUTED,))
+    chain = get_chain(seen.chain_id)
+    buyer = parse_amount(buyer_amount, seen.currency, allow_zero=True)
+    seller = parse_amount(seller_amount, seen.currency, allow_zero=True)
+    _check_split(seen, buyer, seller)
+    b_units, s_units = _units(chain, seen, buyer), _units(chain, seen, seller)
+    # the network part first, before the order's row lock: the contract's state, gas, fees
+    escrow_id = str(seen.escrow_id)
+    calls: list[tuple[str, str]] = []
+    if escrow_state(chain, escrow_id) == 2:  # DISPUTED on chain
+        calls.append(
+            (CT.Purpose.RESOLVE, rpc.escrow_call_data("resolve", escrow_id, b_units, s_units))
+        )
+    else:
+        if b_units:
+            calls.append((CT.Purpose.REFUND, rpc.escrow_call_data("refund", escrow_id, b_units)))
+        if s_units:
+            calls.append((CT.Purpose.RELEASE, rpc.escrow_call_data("release", escrow_id)))
+    # two calls on one escrow: the second's gas is estimated against the state before the
+    # first (a refund of part leaves the release valid)
+    prepared = [(purpose, _prepare(chain, seen, data)) for purpose, data in calls]
+    with transaction.atomic():
+        order = order_lock(order_id)
+        payment = _escrow_payment(order, (P.DISPUTED,))
+        if payment.id != seen.id:
+            raise Conflict("The order's escrow payment changed; try again.", code="conflict")
+        _check_split(payment, buyer, seller)  # nothing refunded since it was read
+        sent = [chain_record(p, payment_id=payment.id, purpose=purpose) for purpose, p in prepared]
+        record_event(
+            order_id=order.id,
+            entity="payment",
+            action="resolve_requested",
+            actor=actor,
+            payment_id=payment.id,
+            details={
+                "buyer_amount": str(buyer),
+                "seller_amount": str(seller),
+                "transactions": [s.transaction_hash for s in sent],
+            },
+        )
+    return sent
+
+
+def _check_split(payment: PaymentTransaction, buyer: Decimal, seller: Decimal) -> None:
+    room = sub(payment.amount, payment.refunded_amount)
+    if add(buyer, seller) != room:
+        raise ValidationFailed(
+            "The two parts must add up to what the escrow holds.",
+            code="split_mismatch",
+            details={"remaining": str(room)},
+        )
+
+
+def escrow_state(chain: ChainConfig, escrow_id: str) -> int:
+    """The contract's state for ``escrow_id`` (0 none, 1 funded, 2 disputed, 3 closed)."""
+    data = rpc.escrow_call_data("get_escrow", escrow_id)
+    try:
+        out = rpc.client_for(chain.rpc_url).eth_call(chain.escrow_contract, data)
+    except (rpc.RpcError, rpc.RpcUnavailable) as exc:
+        raise ProviderUnavailable(str(exc)) from exc
+    return rpc.to_int("0x" + out[2:][7 * 64 : 8 * 64])

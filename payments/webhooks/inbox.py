@@ -1,0 +1,177 @@
+"""Provider webhooks: verify -> store once in the inbox -> acknowledge; a task processes.
+
+Each source (Stripe, chain notifications) is a class named in ``settings.WEBHOOK_SOURCES``
+that recognises its requests by header, verifies the signature and later processes the
+stored event. Nothing is stored without a valid signature.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from common.errors import ValidationFailed
+from payments.models import WebhookEvent
+from payments.signals import webhook_signature_rejected
+
+MAX_BODY_BYTES = 512 * 1024
+
+
+class WebhookSignatureError(ValidationFailed):
+    code = "invalid_signature"
+
+
+@dataclass(frozen=True)
+class VerifiedEvent:
+    provider: str
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+
+
+class WebhookSource(Protocol):
+    provider: str
+
+    def matches(self, headers: Mapping[str, str]) -> bool: ...
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> VerifiedEvent:
+        """Return the event if the signature is valid and fresh; else WebhookSignatureError."""
+        ...
+
+    def process(self, event: WebhookEvent) -> None:
+        """Apply a stored event (runs in a task; must be safe to run twice)."""
+        ...
+
+
+@cache
+def webhook_sources() -> tuple[WebhookSource, ...]:
+    return tuple(import_string(path)() for path in settings.WEBHOOK_SOURCES)
+
+
+def webhook_source_for(provider: str) -> WebhookSource:
+    for source in webhook_sources():
+        if source.provider == provider:
+            return source
+    raise LookupError(f"No webhook source for {provider!r}.")
+
+
+MAX_PAYLOAD_DEPTH = 64
+
+
+def json_storage_problem(value: Any) -> str:
+    """Why a parsed JSON document cannot be stored as the inbox's payload ("" when it can):
+    nested deeper than MAX_PAYLOAD_DEPTH, a NUL character or an unpaired surrogate in a string
+    (neither PostgreSQL's jsonb nor UTF-8 holds them), or a number that is not finite (Python's
+    json accepts NaN, Infinity and 1e999)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            return f"nested deeper than {MAX_PAYLOAD_DEPTH}"
+        if isinstance(item, dict):
+            stack.extend((k, depth) for k in item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "an unpaired surrogate"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "a number that is not finite"
+    return ""
+
+
+def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
+    """Verify and store an incoming webhook; return (event, created). A duplicate is stored
+    once and not processed again."""
+    if len(body) > MAX_BODY_BYTES:
+        raise ValidationFailed("Webhook body too large.", code="payload_too_large")
+    source = next((s for s in webhook_sources() if s.matches(headers)), None)
+    try:
+        if source is None:
+            raise WebhookSignatureError(
+                "No recognised webhook signature header.", code="missing_signature"
+            )
+        verified = source.verify(body, headers)
+    except WebhookSignatureError as exc:
+        webhook_signature_rejected.send(
+            sender=WebhookEvent,
+            provider=getattr(source, "provider", ""),
+            code=exc.code,
+            message=exc.message,
+        )
+        raise
+    problem = json_storage_problem(verified.payload)
+    if problem:
+        raise ValidationFailed(f"The event cannot be stored: {problem}.", code="invalid_payload")
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                provider=verified.provider,
+                event_id=verified.event_id[:255],
+                event_type=verified.event_type[:128],
+                payload=verified.payload,
+            )
+    except IntegrityError:
+        return WebhookEvent.objects.get(
+            provider=verified.provider, event_id=verified.event_id[:255]
+        ), False
+    from payments.tasks import process_webhook_event
+
+    transaction.on_commit(lambda: process_webhook_event.delay(event.id))
+    return event, True
+
+
+def webhook_backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 10 * 2 ** max(0, attempts - 1)))
+
+
+def webhook_process(event_id: int) -> WebhookEvent | None:
+    """Process one stored event under its row lock; a failure keeps the error and attempt
+    count and schedules the next attempt, then re-raises for the task's retry."""
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.status in (
+            WebhookEvent.Status.PROCESSED,
+            WebhookEvent.Status.IGNORED,
+        ):
+            return event
+        event.attempts += 1
+        try:
+            with transaction.atomic():
+                webhook_source_for(event.provider).process(event)
+        except Exception as exc:
+            event.status = WebhookEvent.Status.FAILED
+            event.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+            event.next_attempt_at = timezone.now() + webhook_backoff(event.attempts)
+            event.save(update_fields=["status", "last_error", "attempts", "next_attempt_at"])
+            failure = exc
+        else:
+            event.status = WebhookEvent.Status.PROCESSED
+            event.processed_at = timezone.now()
+            event.last_error = ""
+            event.next_attempt_at = None
+            event.save(
+                update_fields=[
+                    "status",
+                    "processed_at",
+                    "last_error",
+                    "attempts",
+                    "next_attempt_at",
+                ]
+            )
+            return event
+    raise failure
