@@ -110,6 +110,27 @@ def test_wrong_token_is_rejected_both_ways(chain_env, buyer, seller, staff):
     assert err.value.code == "wrong_token"
 
 
+@pytest.mark.parametrize("mined", [False, True], ids=["pending", "mined"])
+def test_wrong_asset_verdict_does_not_depend_on_the_receipt(chain_env, buyer, seller, mined):
+    """The same code whether or not the claimed transaction has a receipt yet."""
+    chain_env.mint(chain_env.payer, 10**6 + 1)
+    chain_env.node.set_automine(mined)
+    eth = start_payment(chain_order(buyer, seller, "ETH", "1"), "crypto")
+    token_hash = chain_env.send(
+        chain_env.payer, chain_env.token, 0, rpc.erc20_transfer_data(chain_env.receiving, 10**6)
+    )
+    elsewhere = chain_env.send(
+        chain_env.payer, chain_env.token, 0, rpc.erc20_transfer_data(chain_env.seller_wallet, 1)
+    )
+    usdc = start_payment(chain_order(buyer, seller, "USDC", "1"), "crypto")
+    codes = []
+    for payment, tx_hash in ((eth, token_hash), (usdc, elsewhere)):
+        with pytest.raises(ValidationFailed) as err:
+            claim(payment, tx_hash)
+        codes.append(err.value.code)
+    assert codes == ["wrong_token", "wrong_recipient"]
+
+
 def test_wrong_amount_is_accepted_and_flagged_with_the_amounts(chain_env, buyer, seller):
     payment = start_payment(chain_order(buyer, seller, "ETH", "0.5"), "crypto")
     tx_hash = chain_env.send(chain_env.payer, chain_env.receiving, 4 * 10**17)

@@ -177,6 +177,14 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem
         )
         assert process.poll() is None, f"make run exited early:\n{system.log()[-4000:]}"
         system.demo = read_demo_env(demo_env)
+        # setup writes demo.env, then prints its summary; honcho relays that output line by
+        # line, so the banner's last line may reach the log a moment after the file exists.
+        wait_for(
+            lambda: "shell variables for the walkthrough" in system.log(),
+            "the setup summary in the log",
+            30,
+            system,
+        )
         wait_for(lambda: _answers(system.demo["API"] + "/healthz"), "the web process", 60, system)
         yield system
     finally:

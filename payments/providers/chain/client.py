@@ -162,6 +162,20 @@ def erc20_transfer_data(to: str, amount: int) -> str:
     )
 
 
+def erc20_transfer_recipient(data: Any) -> str | None:
+    """The recipient of an ERC-20 ``transfer(address,uint256)`` call, from its call data alone
+    (so a verdict does not depend on whether the receipt is there yet); None for other data."""
+    raw = data.hex() if isinstance(data, bytes | bytearray) else str(data or "")
+    raw = raw.removeprefix("0x").lower()
+    if len(raw) != 8 + 128 or raw[:8] != _selector("transfer(address,uint256)").hex():
+        return None
+    try:
+        (to, _amount) = abi_decode(["address", "uint256"], bytes.fromhex(raw[8:]))
+    except (DecodingError, ValueError):
+        return None
+    return norm_address(to)
+
+
 def erc20_approve_data(spender: str, amount: int) -> str:
     return _call_data(
         "approve(address,uint256)",

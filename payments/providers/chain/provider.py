@@ -372,7 +372,9 @@ class ChainProvider(_ChainBase):
         ]
         if not token:  # native coin
             if tx_to != to_us:
-                if any(t.args["to"] == to_us for t in transfers):
+                # From the call data, not the receipt's logs: the same answer before and after
+                # the transaction is mined.
+                if rpc.erc20_transfer_recipient(tx.get("input") or tx.get("data")) == to_us:
                     raise ProviderError("The transfer paid a token, not ETH.", code="wrong_token")
                 raise ProviderError("The transaction pays another address.", code="wrong_recipient")
             received = value
@@ -380,6 +382,8 @@ class ChainProvider(_ChainBase):
             if tx_to != token:
                 code = "wrong_token" if tx_to == to_us else "wrong_recipient"
                 raise ProviderError("The transaction does not pay the token.", code=code)
+            if rpc.erc20_transfer_recipient(tx.get("input") or tx.get("data")) != to_us:
+                raise ProviderError("No transfer to the receiving address.", code="wrong_recipient")
             received = 0
         else:
             ours = [t for t in transfers if t.args["to"] == to_us]
