@@ -86,7 +86,9 @@ _PATTERNS = [
     re.compile(r"\bwhsec_[A-Za-z0-9]{8,}"),  # Stripe webhook signing secrets
     re.compile(r"\bpi_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"),  # PaymentIntent client secrets
 ]
-_CARD = re.compile(r"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+#: A card number stands alone: 13-19 digits (spaces or dashes between groups) starting with
+#: 1-9, not inside a word, an id or a decimal (``5.000000000000000000``, ``evt_1234...``).
+_CARD = re.compile(r"(?<![\w.,])[1-9](?:[ -]?\d){11,17}\d(?!\w|[.,]\d)")
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",

@@ -147,3 +147,28 @@ def test_chain_wallet_broker_and_storage_secrets_are_redacted(json_logs, monkeyp
         assert value not in json.dumps(record), value
     assert receiving in record["message"]  # addresses are not secrets
     assert "0x" + "34" * 20 not in values
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your payment of 5.000000000000000000 DAI",
+        "Refund of 25.000000000000000000 USD",
+        "succeeded in 0.1234567890123456s",
+        "amount 1,234567890123456",
+        "message <20261202185612.1234567890123456@orderpay>",
+        "event evt_1234567890123456789 and pi_4242424242424242",
+        "order 0000000000000000 has no card",
+    ],
+)
+def test_decimals_ids_and_message_ids_are_not_card_numbers(text):
+    assert redact(text, []) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["card 4242424242424242.", "card 4242 4242 4242 4242, ok", "(4000-0000-0000-0002)"],
+)
+def test_card_numbers_beside_punctuation_are_masked(text):
+    assert "[CARD]" in redact(text, []) and "4242" not in redact(text, []).replace("[CARD]", "")
+
