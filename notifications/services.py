@@ -87,6 +87,8 @@ def _context(payment: PaymentTransaction, refund: Refund | None, kind: str) -> d
 
     cur = payment.currency
     reference, reference_url = payment_provider_reference(payment)
+    if reference == payment.payment_intent_id:
+        reference_url = ""  # Stripe's dashboard is for the platform's staff, not the parties
     context: dict[str, Any] = {
         "platform_name": settings.PLATFORM_NAME,
         "platform_url": settings.PLATFORM_URL,
@@ -100,6 +102,8 @@ def _context(payment: PaymentTransaction, refund: Refund | None, kind: str) -> d
         "currency": cur,
         "reference": reference,
         "reference_url": reference_url,
+        # the template ends the sentence itself: "... did not go through: <reason>."
+        "failure_reason": (payment.failure_reason or "").strip().rstrip("."),
     }
     if refund is not None:
         context["refund"] = refund

@@ -17,9 +17,9 @@ from orders.models import Order, RefreshableFSMModel
 
 
 class PaymentMethod(models.TextChoices):
-    CRYPTO = "crypto"
-    FIAT = "fiat"
-    ESCROW = "escrow"
+    CRYPTO = "crypto", "Crypto"
+    FIAT = "fiat", "Card"
+    ESCROW = "escrow", "Escrow"
 
 
 class PaymentStatus(models.TextChoices):

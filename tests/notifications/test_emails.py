@@ -57,9 +57,10 @@ def test_failed_email_lists_the_methods_to_retry_with(order, django_capture_on_c
     buyer_mail = sent[order.buyer.email]
     assert "Your card was declined." in buyer_mail.body
     assert "You can retry the order with:" in buyer_mail.body
-    assert "- Fiat (fiat)" in buyer_mail.body
+    assert "- Card (fiat)" in buyer_mail.body
+    assert "Your card was declined.." not in buyer_mail.body
     assert "Crypto" not in buyer_mail.body  # USD: card only
-    assert "<li>Fiat (fiat)</li>" in html_of(buyer_mail)
+    assert "<li>Card (fiat)</li>" in html_of(buyer_mail)
     assert "retry" not in sent[order.seller.email].body
 
 
@@ -189,3 +190,15 @@ def test_sweeper_sends_the_emails_whose_enqueue_was_lost(order, django_capture_o
     key = f"payment_confirmed:{payment.id}"
     assert Notification.objects.filter(event_key=key, status="sent").count() == 2
     assert len(mail.outbox) == 2
+
+
+def test_card_emails_carry_no_merchant_dashboard_link(
+    order, settings, django_capture_on_commit_callbacks
+):
+    settings.STRIPE_DASHBOARD_URL = "https://dashboard.stripe.com/test"
+    with django_capture_on_commit_callbacks(execute=True):
+        paid_card_payment(order, pi="pi_3MailNoDashboard")
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        assert "pi_3MailNoDashboard" in message.body  # the reference stays, for support
+        assert "dashboard.stripe.com" not in message.body + html_of(message)

@@ -171,4 +171,3 @@ def test_decimals_ids_and_message_ids_are_not_card_numbers(text):
 )
 def test_card_numbers_beside_punctuation_are_masked(text):
     assert "[CARD]" in redact(text, []) and "4242" not in redact(text, []).replace("[CARD]", "")
-
