@@ -1,6 +1,6 @@
 """gunicorn settings for production: ``gunicorn -c config/gunicorn.conf.py config.wsgi``.
 
-Every value can be overridden from the environment (see the README section "Operations").
+Every value can be overridden from the environment (docs/configuration.md).
 """
 
 import multiprocessing

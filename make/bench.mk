@@ -1,4 +1,4 @@
-# Benchmarks (the README section "Performance"): scripts that print their figures; not tests.
+# Benchmarks (docs/performance.md): scripts that print their figures; not tests.
 # Included by the main Makefile. Each target creates its own PostgreSQL database
 # (DATABASE_URL's name + _<benchmark>, default postgres://postgres@127.0.0.1:5432/orderpay_bench)
 # and drops it afterwards; Redis db from REDIS_URL (default redis://127.0.0.1:6379/10).

@@ -1,6 +1,6 @@
 """Settings shared by every environment; each value comes from the environment.
 
-The table in README.md ("Configuration") lists every variable read here.
+docs/configuration.md lists every variable read here (tests/test_docs_configuration.py checks).
 """
 
 from datetime import timedelta

@@ -1,12 +1,13 @@
-"""The README walkthrough against a real `make run`: card and ETH payments end to end.
+"""The walkthrough (docs/walkthrough.md) against a real `make run`: card and ETH payments end
+to end.
 
 `make run` starts here as a developer starts it (embedded defaults: SQLite, no Redis, the
 file-system broker; anvil, localstripe, setup, web, worker and beat under honcho), in its own
 directory (ORDERPAY_VAR_DIR) and on free ports (WEB_PORT, STRIPE_PORT, ANVIL_PORT), so it never
-touches a developer's `make run`. The steps are the walkthrough's (the README walkthrough): its
-HTTP calls made with requests, its `manage.py` command run as a command. At the end it is
-stopped as Ctrl-C stops it (SIGINT to make's process group), and every process honcho started
-must be gone; whatever is left is killed, also when the test fails.
+touches a developer's `make run`. The steps are the walkthrough's: its HTTP calls made with
+requests, its `manage.py` command run as a command. At the end it is stopped as Ctrl-C stops
+it (SIGINT to make's process group), and every process honcho started must be gone; whatever is
+left is killed, also when the test fails.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What acknowledging a webhook costs: one INSERT into the inbox and one enqueue on commit,
-nothing else (no session, user or cache reads on the way). the README section "Performance" has the
+nothing else (no session, user or cache reads on the way). docs/performance.md has the
 figures; this keeps the path from growing."""
 
 from __future__ import annotations
