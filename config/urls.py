@@ -1,8 +1,17 @@
 from django.contrib import admin
+from django.conf import settings
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
+    path(
+        "",
+        TemplateView.as_view(
+            template_name="home.html", extra_context={"platform_name": settings.PLATFORM_NAME}
+        ),
+        name="home",
+    ),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -37,7 +38,7 @@ class Command(BaseCommand):
 
         if not settings.DEBUG:
             raise CommandError("setup_demo is for local development (DEBUG) only.")
-        password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        password = os.environ.get("DEMO_PASSWORD") or _kept_password(settings)
         User = get_user_model()
         self.stdout.write(f"Demo logins (password for all: {password})")
         for username, is_staff, is_superuser, perms in DEMO_USERS:
@@ -45,7 +46,8 @@ class Command(BaseCommand):
                 username=username, defaults={"email": f"{username}@orderpay.local"}
             )
             user.is_staff, user.is_superuser = is_staff, is_superuser
-            user.set_password(password)
+            if not user.check_password(password):  # a new hash would log everyone out
+                user.set_password(password)
             user.save()
             for perm in perms:
                 app_label, codename = perm.split(".")
@@ -54,3 +56,16 @@ class Command(BaseCommand):
                 )
             token, _ = Token.objects.get_or_create(user=user)
             self.stdout.write(f"  {username:<8} id={user.pk:<3} token={token.key}")
+
+
+def _kept_password(settings) -> str:  # type: ignore[no-untyped-def]
+    """The demo password chosen on the first run, kept beside the local database
+    (VAR_DIR/demo-password), so every later `make run` prints and keeps the same one."""
+    path = Path(getattr(settings, "VAR_DIR", settings.BASE_DIR / "var")) / "demo-password"
+    if path.is_file() and (kept := path.read_text().strip()):
+        return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(9)
+    path.touch(mode=0o600)
+    path.write_text(password + "\n")
+    return password
