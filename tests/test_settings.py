@@ -90,3 +90,13 @@ def test_production_refuses_the_dummy_provider_even_if_configured():
     result = manage("shell", "-c", code, PAYMENT_PROVIDER_FIAT="dummy", **PRODUCTION)
     assert result.returncode == 0, result.stderr
     assert "refused provider_disabled" in result.stdout
+
+
+def test_filesystem_broker_keeps_every_folder_under_its_directory(tmp_path):
+    from config.settings.base import filesystem_broker_options
+
+    options = filesystem_broker_options(tmp_path / "broker")
+    folders = [v for k, v in options.items() if k.endswith("_folder") or k.startswith("data_")]
+    assert "control_folder" in options and len(folders) == 4
+    for folder in folders:
+        assert Path(folder).is_dir() and Path(folder).is_relative_to(tmp_path / "broker")

@@ -5,6 +5,7 @@ docs/configuration.md lists every variable read here (tests/test_docs_configurat
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -102,16 +103,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+
+
+def filesystem_broker_options(broker_dir: Path) -> dict[str, Any]:
+    """kombu's filesystem transport, every folder under ``broker_dir`` (its control folder
+    too, which kombu otherwise writes relative to the working directory)."""
+    for sub in ("queue", "processed", "control"):
+        (broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(broker_dir / "queue"),
+        "data_folder_out": str(broker_dir / "queue"),
+        "processed_folder": str(broker_dir / "processed"),
+        "control_folder": str(broker_dir / "control"),
+        "store_processed": False,
+    }
+
+
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = BASE_DIR / "var" / "broker"
-    for _sub in ("queue", "processed"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS.update(
-        data_folder_in=str(_broker_dir / "queue"),
-        data_folder_out=str(_broker_dir / "queue"),
-        processed_folder=str(_broker_dir / "processed"),
-        store_processed=False,
-    )
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(filesystem_broker_options(BASE_DIR / "var" / "broker"))
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -25,6 +25,7 @@ from config.settings.base import (  # noqa: E402
     INSTALLED_APPS,
     REDIS_URL,
     env,
+    filesystem_broker_options,
 )
 
 DEBUG = env.bool("DEBUG", default=True)
@@ -39,13 +40,7 @@ if "ORDERPAY_VAR_DIR" in os.environ:
     if not env("DATABASE_URL", default=""):
         DATABASES["default"]["NAME"] = str(VAR_DIR / "db.sqlite3")
     if "data_folder_in" in CELERY_BROKER_TRANSPORT_OPTIONS:  # the file-system broker
-        for _sub in ("queue", "processed"):
-            (VAR_DIR / "broker" / _sub).mkdir(parents=True, exist_ok=True)
-        CELERY_BROKER_TRANSPORT_OPTIONS.update(
-            data_folder_in=str(VAR_DIR / "broker" / "queue"),
-            data_folder_out=str(VAR_DIR / "broker" / "queue"),
-            processed_folder=str(VAR_DIR / "broker" / "processed"),
-        )
+        CELERY_BROKER_TRANSPORT_OPTIONS.update(filesystem_broker_options(VAR_DIR / "broker"))
     MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
     CHAIN_DEV_DEPLOYMENT_FILE = env(
         "CHAIN_DEV_DEPLOYMENT_FILE", default=str(VAR_DIR / "chain-31337.json")
