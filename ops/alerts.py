@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from ops.metrics import WEBHOOK_BACKLOG_STATES, chain_head
+from ops.metrics import WEBHOOK_BACKLOG_STATES
 from ops.models import Incident
 from orders.models import OrderPaymentEvent
 from payments.models import ChainCursor, WebhookEvent
@@ -80,7 +80,7 @@ def check_chain_lag() -> list[Finding]:
     findings = []
     for cursor in ChainCursor.objects.all():
         age = (now - cursor.updated_at).total_seconds()
-        head = chain_head(cursor)
+        head = cursor.head_number
         blocks = max(0, head - cursor.block_number) if head is not None else None
         firing = age >= settings.ALERT_CHAIN_LAG_SECONDS or (
             blocks is not None and blocks >= settings.ALERT_CHAIN_LAG_BLOCKS

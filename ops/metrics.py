@@ -35,15 +35,6 @@ def _age(now: datetime, then: datetime | None) -> float:
     return max(0.0, (now - then).total_seconds()) if then else 0.0
 
 
-def chain_head(cursor: ChainCursor) -> int | None:
-    """The chain's head as last seen by the monitor, if it stores one on the cursor."""
-    for name in ("head_block_number", "head_number", "head"):
-        value = getattr(cursor, name, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
 def unreceipted_payments():  # type: ignore[no-untyped-def]
     """Payments that took money but have no receipt yet (the receipt sweeper's work)."""
     return PaymentTransaction.objects.filter(status__in=PAID_STATES).exclude(
@@ -118,7 +109,7 @@ class DatabaseCollector:
             label = [str(cursor.chain_id)]
             block.add_metric(label, cursor.block_number)
             age.add_metric(label, _age(now, cursor.updated_at))
-            head = chain_head(cursor)
+            head = cursor.head_number
             if head is not None:
                 lag.add_metric(label, max(0, head - cursor.block_number))
         yield block

@@ -400,6 +400,9 @@ class ChainCursor(models.Model):
     chain_id = models.PositiveBigIntegerField(unique=True)
     block_number = models.PositiveBigIntegerField(default=0)
     block_hash = models.CharField(max_length=66, blank=True)
+    head_number = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The chain's head when the cursor was last stored."
+    )
     recent_hashes = models.JSONField(
         default=dict, blank=True, help_text="{height: hash} of the last blocks read."
     )

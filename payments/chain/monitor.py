@@ -341,6 +341,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         new_cursor = max(start, min(to, final_to))
         cursor.block_number = new_cursor
         cursor.block_hash = canonical.get(new_cursor) or cursor.block_hash
+        cursor.head_number = head
         cursor.recent_hashes = {
             str(h): v for h, v in canonical.items() if v and window_low <= h <= target
         }

@@ -404,3 +404,14 @@ def test_rpc_errors_back_off_and_do_not_stop_other_chains(chain_env, settings):
     assert reports[999].error and not reports[chain_env.chain_id].error
     assert reports[chain_env.chain_id].head is not None
     assert chain_poll(999).skipped == "backoff"
+
+
+def test_the_cursor_stores_the_head_it_saw(chain_env):
+    """The chain-lag gauge and alert compare the cursor with this head."""
+    from payments.models import ChainCursor
+
+    chain_env.node.mine(5)
+    report = chain_env.poll()
+    cursor = ChainCursor.objects.get(chain_id=chain_env.chain_id)
+    assert cursor.head_number == report.head == chain_env.w3.eth.block_number
+    assert cursor.block_number <= cursor.head_number

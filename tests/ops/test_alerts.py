@@ -88,6 +88,17 @@ def test_chain_cursor_lag_alerts_per_chain():
     assert fresh.pk
 
 
+@override_settings(**OPS, ALERT_CHAIN_LAG_SECONDS=3600, ALERT_CHAIN_LAG_BLOCKS=50)
+def test_chain_lag_in_blocks_alerts_on_a_fresh_cursor():
+    """The monitor runs (its cursor is fresh) but falls behind the head it saw."""
+    cursor = ChainCursor.objects.create(chain_id=31337, block_number=100, head_number=140)
+    assert alerts_check()["opened"] == []
+    cursor.head_number = 151
+    cursor.save()
+    assert alerts_check()["opened"] == ["chain_lag:31337"]
+    assert "51 blocks behind the head" in mail.outbox[0].subject + mail.outbox[0].body
+
+
 @override_settings(OPS_ALERT_EMAILS=[], ALERT_WEBHOOK_BACKLOG=1)
 def test_without_recipients_the_incident_is_still_recorded():
     backlog(1)

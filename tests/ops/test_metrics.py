@@ -87,13 +87,14 @@ def test_webhook_backlog_and_age(client):
 
 
 def test_chain_cursor_metrics(client):
-    cursor = ChainCursor.objects.create(chain_id=31337, block_number=120)
+    cursor = ChainCursor.objects.create(chain_id=31337, block_number=120, head_number=190)
     ChainCursor.objects.filter(pk=cursor.pk).update(
         updated_at=timezone.now() - timedelta(minutes=3)
     )
     samples = scrape(client)
     assert value(samples, "orderpay_chain_cursor_block", chain_id="31337") == 120
     assert value(samples, "orderpay_chain_cursor_age_seconds", chain_id="31337") >= 180
+    assert value(samples, "orderpay_chain_cursor_lag_blocks", chain_id="31337") == 70
 
 
 def test_task_retries_and_failures_are_counted_in_the_database(client):
