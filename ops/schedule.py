@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from ops.health import configured_chains
@@ -38,7 +39,7 @@ def schedule() -> list[Job]:
         Job(
             f"poll chain {chain['chain_id']}",
             "payments.poll_chain",
-            5,
+            settings.CHAIN_POLL_SECONDS,
             {"chain_id": chain["chain_id"]},
             "One poll pass of one chain (the monitor holds an advisory lock per chain).",
         )

@@ -392,7 +392,7 @@ PAYMENT_PROVIDER_CLASSES["escrow"] = "payments.providers.chain.provider.EscrowPr
 WEBHOOK_SOURCES.append("payments.webhooks.chain.ChainWebhookSource")
 CHAIN_WEBHOOK_SECRET = env("CHAIN_WEBHOOK_SECRET", default="")
 CHAIN_WEBHOOK_TOLERANCE_SECONDS = env.int("CHAIN_WEBHOOK_TOLERANCE_SECONDS", default=300)
-CHAIN_POLL_SECONDS = env.int("CHAIN_POLL_SECONDS", default=15)
+CHAIN_POLL_SECONDS = env.int("CHAIN_POLL_SECONDS", default=5)
 #: where `deploy_contracts` records the addresses on a development chain (31337 only)
 CHAIN_DEV_DEPLOYMENT_FILE = env(
     "CHAIN_DEV_DEPLOYMENT_FILE", default=str(BASE_DIR / "var" / "chain-31337.json")

@@ -78,3 +78,11 @@ def test_every_scheduled_task_is_registered():
 
 def test_beat_reads_the_database_schedule():
     assert settings.CELERY_BEAT_SCHEDULER == "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+@override_settings(CHAINS=CHAINS, CHAIN_POLL_SECONDS=12)
+def test_chain_poll_interval_comes_from_chain_poll_seconds():
+    call_command("setup_periodic_tasks")
+    intervals = {r[0]: r[3] for r in rows()}
+    assert intervals["orderpay: poll chain 31337"] == 12
+    assert intervals["orderpay: sweep webhook events"] == 60
