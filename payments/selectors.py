@@ -71,9 +71,14 @@ def payment_refund_allowed(payments: Iterable[PaymentTransaction]) -> bool:
     return candidate is not None and candidate.refundable_amount > 0
 
 
+def order_paid_total(payments: Iterable[PaymentTransaction]) -> Decimal:
+    """The exact sum of the payments that were paid (at the money module's precision)."""
+    return add(*(p.amount for p in payments if p.status in PAID_STATES))
+
+
 def order_outstanding_amount(order: Order, payments: Iterable[PaymentTransaction]) -> Decimal:
     """What the buyer still has to pay: the order's amount less the payments that were paid."""
-    return sub(order.amount, add(*(p.amount for p in payments if p.status in PAID_STATES)))
+    return sub(order.amount, order_paid_total(payments))
 
 
 # --- the payment status of an order (cached) -------------------------------------------------

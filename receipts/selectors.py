@@ -12,7 +12,8 @@ from django.urls import reverse
 from common.errors import NotFound
 from common.money import format_amount
 from orders.selectors import order_list_for_user
-from receipts.models import PaymentReceipt
+from payments.models import PAID_STATES, PaymentTransaction
+from receipts.models import PaymentReceipt, ReceiptKind
 
 
 def receipt_list_for_user(user: Any) -> QuerySet[PaymentReceipt]:
@@ -56,3 +57,11 @@ def receipt_summaries(
         }
         for r in rows
     ]
+
+
+def payments_without_receipt() -> QuerySet[PaymentTransaction]:
+    """Payments that took money (confirmed) and have no receipt yet: the receipt sweeper's
+    work, and the receipt backlog the metrics show."""
+    return PaymentTransaction.objects.filter(
+        status__in=PAID_STATES, confirmed_at__isnull=False
+    ).exclude(receipts__kind=ReceiptKind.RECEIPT)

@@ -24,6 +24,7 @@ from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
 from payments.signals import order_payments_changed
 from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence
+from receipts.selectors import payments_without_receipt
 
 NUMBER_RE = re.compile(r"^[A-Z]{1,8}-\d{4}-\d{6,}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -227,11 +228,7 @@ def receipt_verify(*, number: str, sha256: str) -> PaymentReceipt | None:
 
 def receipts_missing() -> tuple[list[UUID], list[UUID]]:
     """Paid payments without a receipt and succeeded refunds without a credit note (sweeper)."""
-    payments = list(
-        PaymentTransaction.objects.filter(status__in=PAID_STATES, confirmed_at__isnull=False)
-        .exclude(receipts__kind=ReceiptKind.RECEIPT)
-        .values_list("id", flat=True)[:500]
-    )
+    payments = list(payments_without_receipt().values_list("id", flat=True)[:500])
     refunds = list(
         Refund.objects.filter(status=RefundStatus.SUCCEEDED, credit_note__isnull=True).values_list(
             "id", flat=True

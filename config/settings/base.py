@@ -293,6 +293,8 @@ SPECTACULAR_SETTINGS.update(
 )
 # --- Operations: jobs, retries, health, metrics, alerts, security audit, logs ----------------
 INSTALLED_APPS.append("ops")
+#: collectors of other apps that /metrics serves beside its own
+METRICS_COLLECTORS = ["receipts.metrics.ReceiptBacklogCollector"]
 # First, so that every log line of a request (the other middleware's too) carries its id.
 MIDDLEWARE.insert(0, "ops.logging.RequestIdMiddleware")
 # Celery keeps Django's logging (request/task id filter, redaction, JSON) in the worker.

@@ -13,7 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.money import format_amount, sub
+from common.money import format_amount
 from orders.api import (
     DECIMAL_SCHEMA,
     ApiView,
@@ -39,8 +39,10 @@ from payments.api.serializers import (
     TransactionCreatedSerializer,
     TransactionSerializer,
 )
-from payments.models import PAID_STATES, PaymentTransaction
+from payments.models import PaymentTransaction
 from payments.selectors import (
+    order_outstanding_amount,
+    order_paid_total,
     payment_status_cached,
     payment_status_for_order,
     user_may_pay,
@@ -50,10 +52,7 @@ from payments.services.payments import payment_create
 from receipts.models import ReceiptKind
 from receipts.selectors import receipt_summaries
 
-
 # --- orders ---------------------------------------------------------------------------------
-def _paid_total(order: Order) -> Decimal:
-    return sum((p.amount for p in order.payments.all() if p.status in PAID_STATES), Decimal(0))
 
 
 class OrderOutputSerializer(OrderSerializer):
@@ -78,11 +77,13 @@ class OrderOutputSerializer(OrderSerializer):
 
     @extend_schema_field(DECIMAL_SCHEMA)
     def get_total_paid(self, order: Order) -> str:
-        return format_amount(_paid_total(order), order.currency)
+        return format_amount(order_paid_total(order.payments.all()), order.currency)
 
     @extend_schema_field(DECIMAL_SCHEMA)
     def get_outstanding_amount(self, order: Order) -> str:
-        return format_amount(max(sub(order.amount, _paid_total(order)), Decimal(0)), order.currency)
+        return format_amount(
+            max(order_outstanding_amount(order, order.payments.all()), Decimal(0)), order.currency
+        )
 
 
 class OrderDetailSerializer(OrderOutputSerializer):

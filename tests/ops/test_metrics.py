@@ -147,3 +147,19 @@ def test_scrape_query_count_does_not_grow_with_payments(client, django_assert_ma
         payment_create(order_id=o.id, method="fiat", actor=Actor.system())
     with django_assert_max_num_queries(12):
         client.get("/metrics")
+
+
+def test_receipt_backlog_counts_what_the_receipt_sweeper_sweeps(client, order, actor):
+    """One query for both: a paid payment with no confirmation time is in neither."""
+    from receipts.services import receipts_missing
+
+    payment = payment_create(order_id=order.id, method="fiat", actor=actor)
+    payment_start(payment_id=payment.id, actor=actor)
+    payment_apply_result(
+        payment_id=payment.id,
+        actor=Actor.for_webhook("dummy", "evt_2"),
+        result=ProviderResult(Outcome.SUCCEEDED, raw_status="succeeded"),
+    )
+    assert value(scrape(client), "orderpay_receipt_backlog") == len(receipts_missing()[0]) == 1
+    type(payment).objects.filter(pk=payment.pk).update(confirmed_at=None)
+    assert value(scrape(client), "orderpay_receipt_backlog") == len(receipts_missing()[0]) == 0

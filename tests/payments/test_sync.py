@@ -255,3 +255,15 @@ def test_order_sync_applies_the_table_through_transitions(case, current, stage, 
     # Running it again changes nothing.
     assert order_sync(reloaded, actor=actor) == expected
     assert OrderPaymentEvent.objects.filter(order=order).count() == len(events)
+
+
+def test_paid_total_is_exact_beyond_the_default_decimal_context():
+    """31 significant digits: Python's default 28-digit context would round the sum."""
+    from payments.models import PaymentTransaction
+    from payments.selectors import order_paid_total
+
+    amount = Decimal("1000000000000.000000000000000001")
+    paid = [PaymentTransaction(amount=amount, status="confirmed") for _ in range(2)]
+    pending = PaymentTransaction(amount=amount, status="pending")
+    assert order_paid_total([*paid, pending]) == Decimal("2000000000000.000000000000000002")
+    assert sum((p.amount for p in paid), Decimal(0)) != Decimal("2000000000000.000000000000000002")

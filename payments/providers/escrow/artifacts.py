@@ -68,7 +68,3 @@ def token_artifact() -> ContractArtifact:
 
 def escrow_abi() -> list[dict[str, Any]]:
     return escrow_artifact().abi_list()
-
-
-def escrow_bytecode() -> str:
-    return escrow_artifact().bytecode
