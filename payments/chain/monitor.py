@@ -36,8 +36,8 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F
 from django.utils import timezone
 
+from common.locks import try_lock
 from orders.audit import Actor
-from payments.chain.locks import try_lock
 from payments.models import (
     PAID_STATES,
     ChainCursor,
@@ -59,6 +59,7 @@ from payments.providers.chain.provider import (
     payer_address,
 )
 from payments.providers.chain.registry import ChainConfig, all_chains, get_chain
+from payments.services.chain_tx import chain_broadcast
 from payments.services.payments import (
     _lock_payment,
     payment_apply_result,
@@ -964,8 +965,6 @@ def _apply_sent(
         receipt = found.get(f"rc:{t.transaction_hash}")
         if receipt is None:
             if t.raw_transaction and now - t.updated_at > REBROADCAST_AFTER:
-                from payments.services.escrow import chain_broadcast
-
                 # sent after the pass's transaction commits: no network call inside it
                 transaction.on_commit(partial(chain_broadcast, t.pk))
                 CT.objects.filter(pk=t.pk).update(updated_at=now)

@@ -51,6 +51,7 @@ class PaymentData:
     amount_base_units: int | None = None
     escrow_id: str | None = None
     contract_address: str = ""
+    sender_address: str = ""
     expires_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
     #: when the payment was recorded (a chain transaction mined before it cannot pay it)
@@ -66,6 +67,22 @@ class RefundData:
     idempotency_key: str
     reason: str = ""
     provider_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """A transaction a chain provider asks the platform to send (providers never write): the
+    service records it, signs it and broadcasts it after the commit."""
+
+    chain_id: int
+    private_key: str
+    to: str
+    data: str = "0x"
+    value: int = 0
+    purpose: str = ""  # what it is for: "refund", "payout", "release", "resolve"
+
+    def __repr__(self) -> str:  # never the key, in logs or tracebacks
+        return f"SendRequest(chain_id={self.chain_id}, to={self.to!r}, purpose={self.purpose!r})"
 
 
 @dataclass
@@ -87,6 +104,8 @@ class ProviderResult:
     #: Reasons for staff review (amount mismatch, late payment, ...), with their details.
     review_flags: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: A transaction for the service to record and send (chain refunds).
+    send: SendRequest | None = None
 
 
 class ProviderError(Exception):

@@ -7,21 +7,17 @@ chain and moves payments and refunds only once the transactions have their confi
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Max
 
 from common.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
 from common.money import add, parse_amount, sub
 from orders.audit import Actor, record_event
 from orders.models import Order
 from orders.services import order_lock
-from payments.chain.locks import xact_lock
 from payments.models import (
     ChainTransaction,
     PaymentMethod,
@@ -30,10 +26,11 @@ from payments.models import (
     Refund,
     RefundStatus,
 )
-from payments.providers.base import Outcome, ProviderError, ProviderResult, RefundData
+from payments.providers.base import Outcome, ProviderError, ProviderResult
 from payments.providers.chain import client as rpc
-from payments.providers.chain.provider import amount_to_base_units, tx_request
+from payments.providers.chain.provider import asset_units, tx_request
 from payments.providers.chain.registry import ChainConfig, get_chain
+from payments.services.chain_tx import Prepared, chain_prepare, chain_record
 from payments.services.payments import (
     payment_open_dispute,
     payment_refund,
@@ -41,157 +38,8 @@ from payments.services.payments import (
     transaction_hash_clean,
 )
 
-logger = logging.getLogger(__name__)
 P = PaymentStatus
 CT = ChainTransaction
-
-
-# --- sending ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Prepared:
-    """A platform transaction with its network part done (gas, fees, the node's pending nonce),
-    ready to be numbered, signed and recorded without any further RPC call."""
-
-    chain: ChainConfig
-    private_key: str
-    sender: str
-    to: str
-    value: int
-    tx: dict[str, Any]
-    pending_nonce: int
-
-
-def chain_prepare(
-    *, chain: ChainConfig, private_key: str, to: str, data: str = "0x", value: int = 0
-) -> Prepared:
-    """The RPC part of sending: call it BEFORE taking row locks. A revert found by gas
-    estimation raises ``ProviderError`` (``transaction_would_revert``); the node unreachable,
-    ``RpcUnavailable``."""
-    client = rpc.client_for(chain.rpc_url)
-    sender = rpc.address_of_key(private_key)
-    try:
-        tx = client.prepare_transaction(
-            sender, to=to, data=data, value=value, chain_id=chain.chain_id
-        )
-    except rpc.RpcError as exc:
-        raise ProviderError(
-            f"The contract refuses the call: {exc.error}", code="transaction_would_revert"
-        ) from exc
-    return Prepared(chain, private_key, sender, to, value, tx, client.pending_nonce(sender))
-
-
-def chain_record(
-    prepared: Prepared, *, payment_id: UUID, purpose: str, refund_id: UUID | None = None
-) -> ChainTransaction:
-    """Number (the next nonce: the node's pending count read in ``chain_prepare`` or our last
-    one + 1, under a lock per sender), sign locally and record a prepared transaction; it is
-    broadcast after the commit (the monitor re-broadcasts what the node lost). No RPC here."""
-    chain, sender = prepared.chain, prepared.sender
-    with transaction.atomic():
-        xact_lock(f"nonce:{chain.chain_id}:{sender}")
-        stored = CT.objects.filter(chain_id=chain.chain_id, from_address=sender).aggregate(
-            n=Max("nonce")
-        )["n"]
-        nonce = max(prepared.pending_nonce, -1 if stored is None else int(stored) + 1)
-        tx_hash, raw = rpc.sign_prepared(prepared.private_key, prepared.tx, nonce)
-        to, value = prepared.to, prepared.value
-        sent = CT.objects.create(
-            chain_id=chain.chain_id,
-            purpose=purpose,
-            payment_id=payment_id,
-            refund_id=refund_id,
-            from_address=sender,
-            to_address=to.lower(),
-            nonce=nonce,
-            value_base_units=value,
-            transaction_hash=tx_hash,
-            raw_transaction=raw,
-        )
-        transaction.on_commit(lambda: chain_broadcast(sent.pk))
-    return sent
-
-
-def chain_send(
-    *,
-    chain: ChainConfig,
-    private_key: str,
-    payment_id: UUID,
-    purpose: str,
-    to: str,
-    data: str = "0x",
-    value: int = 0,
-    refund_id: UUID | None = None,
-) -> ChainTransaction:
-    """Prepare (RPC) and record (database) a platform transaction; broadcast after the commit.
-    For callers holding no row lock (a refund sent after its row committed); under a lock use
-    ``chain_prepare`` before taking it and ``chain_record`` inside."""
-    prepared = chain_prepare(chain=chain, private_key=private_key, to=to, data=data, value=value)
-    return chain_record(prepared, payment_id=payment_id, purpose=purpose, refund_id=refund_id)
-
-
-def chain_broadcast(chain_transaction_id: int) -> None:
-    """Send (or send again) a recorded transaction; errors leave it for the monitor."""
-    sent = CT.objects.filter(pk=chain_transaction_id).first()
-    if sent is None or not sent.raw_transaction or sent.status != CT.Status.SENT:
-        return
-    try:
-        client = rpc.client_for(get_chain(sent.chain_id).rpc_url)
-        client.send_raw(sent.raw_transaction)
-    except rpc.RpcError as exc:
-        if "known" not in str(exc.error).lower() and "nonce too low" not in str(exc.error).lower():
-            logger.warning("broadcast of %s failed: %s", sent.transaction_hash, exc.error)
-    except (rpc.RpcUnavailable, ValidationFailed) as exc:
-        logger.warning("broadcast of %s failed: %s", sent.transaction_hash, exc)
-
-
-def _units(chain: ChainConfig, payment: PaymentTransaction, amount: Decimal) -> int:
-    asset = chain.asset_for_token(payment.token_address or None)
-    if asset is None:
-        raise ProviderError("The payment's asset is not configured.", code="unsupported_currency")
-    return amount_to_base_units(amount, asset.decimals)
-
-
-def chain_refund_send(refund: RefundData) -> ProviderResult:
-    """The chain providers' ``refund``: an escrow refund through the operator key; a crypto
-    refund from the payout wallet, or (no payout key) left for support to send and record."""
-    payment = PaymentTransaction.objects.get(pk=refund.payment.payment_id)
-    chain = get_chain(payment.chain_id)
-    units = _units(chain, payment, refund.amount)
-    if payment.method == PaymentMethod.ESCROW:
-        if not chain.operator_key:
-            raise ProviderError(
-                "No escrow operator key is configured.", code="operator_key_missing"
-            )
-        sent = chain_send(
-            chain=chain,
-            private_key=chain.operator_key,
-            payment_id=payment.id,
-            refund_id=refund.refund_id,
-            purpose=CT.Purpose.REFUND,
-            to=payment.contract_address,
-            data=rpc.escrow_call_data("refund", str(payment.escrow_id), units),
-        )
-        return ProviderResult(Outcome.PENDING, reference=sent.transaction_hash, raw_status="sent")
-    if not chain.payout_key:
-        return ProviderResult(Outcome.PENDING, raw_status="awaiting_manual_refund")
-    if not payment.sender_address:
-        raise ProviderError("The payer's address is unknown.", code="refund_address_unknown")
-    if payment.token_address:
-        to, value = payment.token_address, 0
-        data = rpc.erc20_transfer_data(payment.sender_address, units)
-    else:
-        to, value, data = payment.sender_address, units, "0x"
-    sent = chain_send(
-        chain=chain,
-        private_key=chain.payout_key,
-        payment_id=payment.id,
-        refund_id=refund.refund_id,
-        purpose=CT.Purpose.PAYOUT,
-        to=to,
-        data=data,
-        value=value,
-    )
-    return ProviderResult(Outcome.PENDING, reference=sent.transaction_hash, raw_status="sent")
 
 
 def refund_record_transaction(
@@ -221,7 +69,7 @@ def refund_record_transaction(
             payment=payment,
             refund=refund,
             to_address=token or payment.sender_address,
-            value_base_units=_units(chain, payment, refund.amount),
+            value_base_units=asset_units(chain, payment.token_address, refund.amount),
             transaction_hash=tx_hash,
         )
         record_event(
@@ -366,7 +214,10 @@ def escrow_resolve(
     buyer = parse_amount(buyer_amount, seen.currency, allow_zero=True)
     seller = parse_amount(seller_amount, seen.currency, allow_zero=True)
     _check_split(seen, buyer, seller)
-    b_units, s_units = _units(chain, seen, buyer), _units(chain, seen, seller)
+    b_units, s_units = (
+        asset_units(chain, seen.token_address, buyer),
+        asset_units(chain, seen.token_address, seller),
+    )
     # the network part first, before the order's row lock: the contract's state, gas, fees
     escrow_id = str(seen.escrow_id)
     calls: list[tuple[str, str]] = []

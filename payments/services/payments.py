@@ -56,6 +56,7 @@ from payments.selectors import (
 from payments.selectors import (
     payment_failure_kind as payment_failure_kind,  # kept importable from here
 )
+from payments.services.chain_tx import chain_send_request
 from payments.services.fees import compute_fee, fee_rule_for
 from payments.services.sync import order_sync
 from payments.signals import order_payments_changed, payment_status_changed, refund_status_changed
@@ -111,6 +112,7 @@ def payment_data(payment: PaymentTransaction) -> PaymentData:
         else None,
         escrow_id=payment.escrow_id,
         contract_address=payment.contract_address,
+        sender_address=payment.sender_address,
         expires_at=payment.expires_at,
         details=dict(payment.provider_data),
         created_at=payment.created_at,
@@ -807,6 +809,27 @@ def refund_send(
         raise ProviderRejected(
             str(exc), code=exc.code, details={"refund_id": str(refund.id)}
         ) from exc
+    if result.send is not None:  # a chain transaction to record and broadcast
+        try:
+            result = chain_send_request(
+                result.send, payment_id=refund.payment_id, refund_id=refund.id
+            )
+        except (ProviderUnavailableError, ProviderError) as exc:
+            failed = isinstance(exc, ProviderUnavailableError)
+            refund_apply_result(
+                refund_id=refund.id,
+                actor=actor,
+                result=ProviderResult(
+                    Outcome.UNKNOWN if failed else Outcome.FAILED,
+                    error_code=exc.code,
+                    error_message=str(exc),
+                ),
+            )
+            if failed:
+                raise ProviderUnavailable(str(exc), details={"refund_id": str(refund.id)}) from exc
+            raise ProviderRejected(
+                str(exc), code=exc.code, details={"refund_id": str(refund.id)}
+            ) from exc
     refund_apply_result(refund_id=refund.id, actor=actor, result=result)
     return result
 

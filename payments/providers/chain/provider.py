@@ -26,6 +26,7 @@ from payments.providers.base import (
     ProviderResult,
     ProviderUnavailableError,
     RefundData,
+    SendRequest,
 )
 from payments.providers.chain import client as rpc
 from payments.providers.chain.registry import Asset, ChainConfig, get_chain
@@ -295,12 +296,41 @@ class _ChainBase:
 
     # --- refunds ----------------------------------------------------------------------------
     def refund(self, refund: RefundData) -> ProviderResult:
-        from payments.services import escrow as escrow_services
+        """An escrow refund through the operator key; a crypto refund from the payout wallet,
+        or (no payout key) left for support to send and record. The transaction is returned
+        as a ``SendRequest``: the refund service records and broadcasts it."""
+        payment = refund.payment
+        chain = get_chain(payment.chain_id)
+        units = asset_units(chain, payment.token_address, refund.amount)
+        if payment.method == "escrow":
+            if not chain.operator_key:
+                raise ProviderError(
+                    "No escrow operator key is configured.", code="operator_key_missing"
+                )
+            data = rpc.escrow_call_data("refund", str(payment.escrow_id), units)
+            request = SendRequest(
+                chain.chain_id, chain.operator_key, payment.contract_address, data, 0, "refund"
+            )
+            return ProviderResult(Outcome.PENDING, raw_status="send", send=request)
+        if not chain.payout_key:
+            return ProviderResult(Outcome.PENDING, raw_status="awaiting_manual_refund")
+        if not payment.sender_address:
+            raise ProviderError("The payer's address is unknown.", code="refund_address_unknown")
+        if payment.token_address:
+            to, value = payment.token_address, 0
+            data = rpc.erc20_transfer_data(payment.sender_address, units)
+        else:
+            to, value, data = payment.sender_address, units, "0x"
+        request = SendRequest(chain.chain_id, chain.payout_key, to, data, value, "payout")
+        return ProviderResult(Outcome.PENDING, raw_status="send", send=request)
 
-        try:
-            return escrow_services.chain_refund_send(refund)
-        except (rpc.RpcError, rpc.RpcUnavailable) as exc:
-            raise ProviderUnavailableError(str(exc)) from exc
+
+def asset_units(chain: ChainConfig, token_address: str | None, amount: Decimal) -> int:
+    """``amount`` in base units of the chain's asset (the native coin without a token)."""
+    asset = chain.asset_for_token(token_address or None)
+    if asset is None:
+        raise ProviderError("The payment's asset is not configured.", code="unsupported_currency")
+    return amount_to_base_units(amount, asset.decimals)
 
 
 class ChainProvider(_ChainBase):
