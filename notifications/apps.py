@@ -6,4 +6,4 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from notifications import receivers  # noqa: F401
+        from notifications import receivers, tasks  # noqa: F401  (listeners; tasks enqueued by name)

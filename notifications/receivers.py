@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.dispatch import receiver
 
-from notifications.events import NotificationEvent, notification_for_change
+from notifications.events import notification_for_change
+from notifications.services import notification_enqueue
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentStatus, PaymentTransaction
 from payments.signals import payment_status_changed, refund_status_changed
-
-
-def enqueue(event: NotificationEvent | None) -> None:
-    if event is None:
-        return
-    from notifications.tasks import send_payment_notification
-
-    args = (
-        str(event.kind),
-        event.event_key,
-        str(event.payment_id),
-        str(event.refund_id) if event.refund_id else None,
-    )
-    # robust: a lost enqueue is logged (and found by the sweeper); it never breaks the payment.
-    transaction.on_commit(lambda: send_payment_notification.delay(*args), robust=True)
 
 
 @receiver(payment_status_changed, dispatch_uid="notifications.payment_status_changed")
@@ -45,7 +30,7 @@ def on_payment_status_changed(
         dispute_number = OrderPaymentEvent.objects.filter(
             payment_id=payment_id, entity="payment", to_state=PaymentStatus.DISPUTED
         ).count()
-    enqueue(
+    notification_enqueue(
         notification_for_change(
             entity="payment",
             payment_id=payment_id,
@@ -61,7 +46,7 @@ def on_payment_status_changed(
 def on_refund_status_changed(
     sender: Any, refund_id: Any, payment_id: Any, to_state: str, **kwargs: Any
 ) -> None:
-    enqueue(
+    notification_enqueue(
         notification_for_change(
             entity="refund", payment_id=payment_id, refund_id=refund_id, to_state=to_state
         )

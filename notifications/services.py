@@ -20,9 +20,11 @@ from django.utils import timezone
 
 from common.errors import ValidationFailed
 from common.money import format_amount, get_currency, sub
+from common.tasks import enqueue_on_commit
 from notifications.events import NotificationEvent, notification_for_change
 from notifications.models import Notification, NotificationKind
 from orders.models import OrderPaymentEvent
+from payments.links import payment_provider_reference
 from payments.models import PaymentMethod, PaymentTransaction, Refund
 from payments.providers.base import FailureKind
 from payments.providers.registry import provider_for_method
@@ -83,8 +85,6 @@ def _recipients(payment: PaymentTransaction, kind: str) -> list[Recipient]:
 
 
 def _context(payment: PaymentTransaction, refund: Refund | None, kind: str) -> dict[str, Any]:
-    from payments.links import payment_provider_reference
-
     cur = payment.currency
     reference, reference_url = payment_provider_reference(payment)
     if reference == payment.payment_intent_id:
@@ -264,3 +264,17 @@ def notifications_missing(
         if wanted - sent.get(key, set()):
             missing.append(event)
     return missing
+
+
+def notification_enqueue(event: NotificationEvent | None) -> None:
+    """Send the event's emails from a task once the transaction commits (robust: a lost
+    enqueue is logged and found by ``notifications.sweep_unsent``; it never breaks a payment)."""
+    if event is None:
+        return
+    enqueue_on_commit(
+        "notifications.tasks.send_payment_notification",
+        str(event.kind),
+        event.event_key,
+        str(event.payment_id),
+        str(event.refund_id) if event.refund_id else None,
+    )

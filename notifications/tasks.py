@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from notifications.services import notification_enqueue, notification_send, notifications_missing
+
 
 @shared_task(max_retries=5, retry_backoff=True, retry_jitter=True, acks_late=True, bind=True)
 def send_payment_notification(  # type: ignore[no-untyped-def]
     self, kind: str, event_key: str, payment_id: str, refund_id: str | None = None
 ) -> int:
-    from notifications.services import notification_send
-
     try:
         return notification_send(
             kind=kind, event_key=event_key, payment_id=payment_id, refund_id=refund_id
@@ -25,10 +25,7 @@ def send_payment_notification(  # type: ignore[no-untyped-def]
 def sweep_unsent() -> int:
     """Send the emails whose enqueue was lost or whose send failed (each send is idempotent
     per event and recipient)."""
-    from notifications.receivers import enqueue
-    from notifications.services import notifications_missing
-
     missing = notifications_missing()
     for event in missing:
-        enqueue(event)
+        notification_enqueue(event)
     return len(missing)

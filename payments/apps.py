@@ -12,3 +12,5 @@ class PaymentsConfig(AppConfig):
         from payments.selectors import connect_cache_invalidation
 
         connect_cache_invalidation()
+
+        from payments import tasks  # noqa: F401  (registers the tasks services enqueue by name)

@@ -23,14 +23,45 @@ from django.db import transaction
 from common.money import add, sub
 from orders.models import PAYABLE_STATES, Order
 from payments.models import (
+    OPEN_STATES,
     PAID_STATES,
     REFUNDABLE_STATES,
     UNSUCCESSFUL_STATES,
+    PaymentStatus,
     PaymentTransaction,
     Refund,
+    RefundStatus,
 )
 from payments.providers.base import FailureKind
-from payments.services.sync import summarize
+
+
+# --- an order's payments in figures (the sync rule and payment-status both read these) ----
+@dataclass(frozen=True)
+class PaymentSummary:
+    paid_total: Decimal = Decimal(0)  # payments that reached a paid state
+    refunded_total: Decimal = Decimal(0)  # succeeded refunds
+    pending_refund_total: Decimal = Decimal(0)  # refunds requested, not settled
+    open_attempts: int = 0
+    failed_attempts: int = 0
+    disputed: bool = False
+    all_settled: bool = False  # every paid payment is completed (escrow released)
+
+
+def summarize(payments: Iterable[PaymentTransaction], refunds: Iterable[Refund]) -> PaymentSummary:
+    payments = list(payments)
+    refunds = list(refunds)
+    paid = [p for p in payments if p.status in PAID_STATES]
+    return PaymentSummary(
+        paid_total=add(*(p.amount for p in paid)),
+        refunded_total=add(*(r.amount for r in refunds if r.status == RefundStatus.SUCCEEDED)),
+        pending_refund_total=add(
+            *(r.amount for r in refunds if r.status in (RefundStatus.PENDING, RefundStatus.UNKNOWN))
+        ),
+        open_attempts=sum(p.status in OPEN_STATES for p in payments),
+        failed_attempts=sum(p.status in UNSUCCESSFUL_STATES for p in payments),
+        disputed=any(p.status == PaymentStatus.DISPUTED for p in payments),
+        all_settled=bool(paid) and all(p.status == PaymentStatus.COMPLETED for p in paid),
+    )
 
 
 # --- rules shared with the services -----------------------------------------------------------

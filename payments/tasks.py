@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from payments.api.idempotency import cleanup_idempotency_keys as cleanup_idempotency_keys
 from payments.chain.monitor import chain_poll
 from payments.providers.chain.registry import all_chains
-from payments.webhooks.inbox import webhook_process
+from payments.services.expiry import (
+    idempotency_keys_cleanup,
+    payments_expire_stale,
+    refunds_sweep_pending,
+    webhook_events_to_sweep,
+)
+from payments.services.reconcile import reconcile_stripe
+from payments.services.retries import retry_pass
+from payments.webhooks.inbox import webhook_backoff, webhook_process
 
 
 @shared_task(bind=True, max_retries=8, acks_late=True)
 def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyped-def]
-    from payments.webhooks.inbox import webhook_backoff
-
     try:
         webhook_process(event_id)
     except Exception as exc:
@@ -27,15 +32,11 @@ def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyp
 # --- beat jobs (ops issue): each runs one pass; a pass is safe to run twice -----------------
 @shared_task(name="payments.retry_failed_payments", acks_late=True)
 def retry_failed_payments() -> dict[str, list[str]]:
-    from payments.services.retries import retry_pass
-
     return retry_pass().as_dict()
 
 
 @shared_task(name="payments.expire_stale_payments", acks_late=True)
 def expire_stale_payments() -> list[str]:
-    from payments.services.expiry import payments_expire_stale
-
     return payments_expire_stale()
 
 
@@ -43,8 +44,6 @@ def expire_stale_payments() -> list[str]:
 def sweep_webhook_events() -> list[int]:
     """Enqueue again the inbox events nobody processed (the task locks the row and skips
     events already processed, so a double enqueue is harmless)."""
-    from payments.services.expiry import webhook_events_to_sweep
-
     ids = webhook_events_to_sweep()
     for event_id in ids:
         process_webhook_event.delay(event_id)
@@ -54,16 +53,17 @@ def sweep_webhook_events() -> list[int]:
 @shared_task(name="payments.sweep_pending_refunds", acks_late=True)
 def sweep_pending_refunds() -> dict[str, str]:
     """Reconcile or send refunds left pending without a provider reference."""
-    from payments.services.expiry import refunds_sweep_pending
-
     return refunds_sweep_pending()
+
+
+@shared_task(name="payments.cleanup_idempotency_keys")
+def cleanup_idempotency_keys() -> int:
+    return idempotency_keys_cleanup()
 
 
 @shared_task(name="payments.reconcile_stripe", acks_late=True)
 def reconcile_stripe_task() -> int:
     """Beat job for card payments: reconciliation with Stripe."""
-    from payments.services.reconcile import reconcile_stripe
-
     return len(reconcile_stripe())
 
 

@@ -5,4 +5,4 @@ class ReceiptsConfig(AppConfig):
     name = "receipts"
 
     def ready(self) -> None:
-        from receipts import receivers  # noqa: F401
+        from receipts import receivers, tasks  # noqa: F401  (listeners; tasks enqueued by name)

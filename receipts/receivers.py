@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.dispatch import receiver
 
+from common.tasks import enqueue_on_commit
 from payments.models import PaymentStatus, RefundStatus
 from payments.signals import payment_status_changed, refund_status_changed
+from receipts.models import PaymentReceipt
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +24,17 @@ def on_payment_status_changed(
     )
     if not issue:
         return
-    from receipts.models import PaymentReceipt
-    from receipts.tasks import issue_payment_receipt
-
     if (
         to_state == PaymentStatus.COMPLETED
         and PaymentReceipt.objects.filter(payment_id=payment_id, kind="receipt").exists()
     ):
         return
     # robust: a failed enqueue is logged and left to the sweeper, never raised into payments.
-    transaction.on_commit(lambda: issue_payment_receipt.delay(str(payment_id)), robust=True)
+    enqueue_on_commit("receipts.tasks.issue_payment_receipt", str(payment_id))
 
 
 @receiver(refund_status_changed, dispatch_uid="receipts.refund_status_changed")
 def on_refund_status_changed(sender: Any, refund_id: Any, to_state: str, **kwargs: Any) -> None:
     if to_state != RefundStatus.SUCCEEDED:
         return
-    from receipts.tasks import issue_credit_note
-
-    transaction.on_commit(lambda: issue_credit_note.delay(str(refund_id)), robust=True)
+    enqueue_on_commit("receipts.tasks.issue_credit_note", str(refund_id))

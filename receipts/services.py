@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.errors import Conflict, NotFound, ValidationFailed
+from common.tasks import enqueue_on_commit
 from orders.audit import Actor, record_event
 from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
@@ -185,13 +186,10 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
 def receipt_render_later(*, receipt: PaymentReceipt) -> None:
     """Enqueue the receipt's issue task (on commit), which renders a PDF that is missing or was
     lost from storage again (``receipt_render``; the same data gives the same file and hash)."""
-    from receipts.tasks import issue_credit_note, issue_payment_receipt
-
     if receipt.refund_id is not None:
-        task, arg = issue_credit_note, str(receipt.refund_id)
+        enqueue_on_commit("receipts.tasks.issue_credit_note", str(receipt.refund_id))
     else:
-        task, arg = issue_payment_receipt, str(receipt.payment_id)
-    transaction.on_commit(lambda: task.delay(arg), robust=True)
+        enqueue_on_commit("receipts.tasks.issue_payment_receipt", str(receipt.payment_id))
 
 
 def receipt_regenerate(*, receipt_id: UUID, actor: Actor) -> PaymentReceipt:

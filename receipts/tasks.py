@@ -12,6 +12,11 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from common.errors import Conflict
+from receipts.services import (
+    credit_note_issue_for_refund,
+    receipt_issue_for_payment,
+    receipts_missing,
+)
 
 #: Failures that may pass on their own: database connection/deadlock, storage I/O.
 TRANSIENT = (OperationalError, InterfaceError, OSError)
@@ -27,8 +32,6 @@ RETRY = {
 
 @shared_task(**RETRY)
 def issue_payment_receipt(payment_id: str) -> str | None:
-    from receipts.services import receipt_issue_for_payment
-
     try:
         receipt, _created = receipt_issue_for_payment(payment_id=payment_id)
     except Conflict:
@@ -38,8 +41,6 @@ def issue_payment_receipt(payment_id: str) -> str | None:
 
 @shared_task(**RETRY)
 def issue_credit_note(refund_id: str) -> str | None:
-    from receipts.services import credit_note_issue_for_refund
-
     try:
         receipt, _created = credit_note_issue_for_refund(refund_id=refund_id)
     except Conflict:
@@ -50,8 +51,6 @@ def issue_credit_note(refund_id: str) -> str | None:
 @shared_task(name="receipts.sweep_missing_receipts", acks_late=True)
 def receipts_sweep() -> int:
     """Find paid payments and succeeded refunds whose issue was lost, and issue them."""
-    from receipts.services import receipts_missing
-
     payments, refunds = receipts_missing()
     for pid in payments:
         issue_payment_receipt.delay(str(pid))

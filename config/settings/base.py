@@ -295,6 +295,8 @@ SPECTACULAR_SETTINGS.update(
 INSTALLED_APPS.append("ops")
 #: collectors of other apps that /metrics serves beside its own
 METRICS_COLLECTORS = ["receipts.metrics.ReceiptBacklogCollector"]
+#: what payment-status lists as an order's receipts: (order_id=) -> [summary dict]
+PAYMENT_STATUS_RECEIPTS_LOADER = "receipts.selectors.receipt_summaries"
 # First, so that every log line of a request (the other middleware's too) carries its id.
 MIDDLEWARE.insert(0, "ops.logging.RequestIdMiddleware")
 # Celery keeps Django's logging (request/task id filter, redaction, JSON) in the worker.

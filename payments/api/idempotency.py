@@ -9,7 +9,7 @@
 The key is claimed by inserting its row (unique on user and key) in its own transaction before
 the request runs, so of many parallel requests exactly one runs. Answers are kept encrypted
 (they may hold a card payment's ``client_secret``) for at least ``IDEMPOTENCY_KEY_TTL_HOURS``;
-``idempotency_keys_cleanup`` (task ``payments.cleanup_idempotency_keys``) removes older ones.
+the beat job ``payments.cleanup_idempotency_keys`` (``services.expiry``) removes older ones.
 A 400, 413 or 415 answer is not kept (the request never started; the client may correct it and
 use the key again), nor is a crash: the key is released.
 """
@@ -27,7 +27,6 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
-from celery import shared_task
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -204,18 +203,6 @@ def idempotency_complete(row: IdempotencyKey, response: StoredResponse) -> None:
 
 def idempotency_release(row: IdempotencyKey) -> None:
     IdempotencyKey.objects.filter(pk=row.pk, completed_at__isnull=True).delete()
-
-
-def idempotency_keys_cleanup(*, older_than: timedelta | None = None) -> int:
-    """Delete keys older than the retention (``IDEMPOTENCY_KEY_TTL_HOURS``, at least 24 h)."""
-    age = older_than or timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - age).delete()
-    return deleted
-
-
-@shared_task(name="payments.cleanup_idempotency_keys")
-def cleanup_idempotency_keys() -> int:
-    return idempotency_keys_cleanup()
 
 
 # --- the view side -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ has expired. Each is safe to run twice or concurrently."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
@@ -15,7 +15,14 @@ from django.utils import timezone
 from common.errors import DomainError
 from common.logcontext import log_context
 from orders.audit import Actor
-from payments.models import PaymentStatus, PaymentTransaction, Refund, RefundStatus, WebhookEvent
+from payments.models import (
+    IdempotencyKey,
+    PaymentStatus,
+    PaymentTransaction,
+    Refund,
+    RefundStatus,
+    WebhookEvent,
+)
 from payments.providers.base import Outcome, ProviderError, ProviderUnavailableError
 from payments.providers.registry import get_provider
 from payments.services.payments import (
@@ -155,3 +162,10 @@ def refunds_sweep_pending(*, now: datetime | None = None, limit: int = 200) -> d
         with log_context(payment_id=pid):
             done[str(rid)] = refund_sweep_pending(refund_id=rid, actor=actor, idle_since=idle_since)
     return done
+
+
+def idempotency_keys_cleanup(*, older_than: timedelta | None = None) -> int:
+    """Delete keys older than the retention (``IDEMPOTENCY_KEY_TTL_HOURS``, at least 24 h)."""
+    age = older_than or timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - age).delete()
+    return deleted

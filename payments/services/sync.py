@@ -24,24 +24,17 @@ whose refund failed goes back to where its fulfilment was.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from common.errors import InvalidTransition
-from common.money import add
 from orders.audit import Actor, apply_transition, transition_names_to
 from orders.models import RETURN_STATES, Order, OrderStatus
 from payments.models import (
-    OPEN_STATES,
-    PAID_STATES,
-    UNSUCCESSFUL_STATES,
-    PaymentStatus,
     PaymentTransaction,
     Refund,
-    RefundStatus,
 )
+from payments.selectors import PaymentSummary, summarize
 
 S = OrderStatus
 AFTER_SHIPPING = (S.SHIPPED, S.DELIVERED, S.COMPLETED)
@@ -51,34 +44,6 @@ RETURNING_TRANSITIONS = {
     S.PARTIALLY_REFUNDED: "restore_after_refund_failure",
     S.REFUNDED: "restore_after_refund_failure",
 }
-
-
-@dataclass(frozen=True)
-class PaymentSummary:
-    paid_total: Decimal = Decimal(0)  # payments that reached a paid state
-    refunded_total: Decimal = Decimal(0)  # succeeded refunds
-    pending_refund_total: Decimal = Decimal(0)  # refunds requested, not settled
-    open_attempts: int = 0
-    failed_attempts: int = 0
-    disputed: bool = False
-    all_settled: bool = False  # every paid payment is completed (escrow released)
-
-
-def summarize(payments: Iterable[PaymentTransaction], refunds: Iterable[Refund]) -> PaymentSummary:
-    payments = list(payments)
-    refunds = list(refunds)
-    paid = [p for p in payments if p.status in PAID_STATES]
-    return PaymentSummary(
-        paid_total=add(*(p.amount for p in paid)),
-        refunded_total=add(*(r.amount for r in refunds if r.status == RefundStatus.SUCCEEDED)),
-        pending_refund_total=add(
-            *(r.amount for r in refunds if r.status in (RefundStatus.PENDING, RefundStatus.UNKNOWN))
-        ),
-        open_attempts=sum(p.status in OPEN_STATES for p in payments),
-        failed_attempts=sum(p.status in UNSUCCESSFUL_STATES for p in payments),
-        disputed=any(p.status == PaymentStatus.DISPUTED for p in payments),
-        all_settled=bool(paid) and all(p.status == PaymentStatus.COMPLETED for p in paid),
-    )
 
 
 def order_stage(order: Order) -> str:

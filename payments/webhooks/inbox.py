@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from common.errors import ValidationFailed
+from common.tasks import enqueue_on_commit
 from payments.models import WebhookEvent
 from payments.signals import webhook_signature_rejected
 
@@ -129,9 +130,8 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
         return WebhookEvent.objects.get(
             provider=verified.provider, event_id=verified.event_id[:255]
         ), False
-    from payments.tasks import process_webhook_event
-
-    transaction.on_commit(lambda: process_webhook_event.delay(event.id))
+    # robust: the event is stored; a lost enqueue is found by the sweeper (sweep_webhook_events)
+    enqueue_on_commit("payments.tasks.process_webhook_event", event.id)
     return event, True
 
 

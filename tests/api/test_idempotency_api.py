@@ -14,10 +14,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
-from payments.api.idempotency import idempotency_keys_cleanup, request_fingerprint
+from payments.api.idempotency import request_fingerprint
 from payments.models import IdempotencyKey, PaymentTransaction
 from payments.providers.base import Outcome, ProviderResult
 from payments.providers.dummy import DummyProvider
+from payments.services.expiry import idempotency_keys_cleanup
 from tests.api.conftest import error_code
 
 pytestmark = pytest.mark.django_db

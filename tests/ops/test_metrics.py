@@ -110,13 +110,13 @@ def test_task_retries_and_failures_are_counted_in_the_database(client):
 
 
 def test_a_failing_eager_task_counts_a_failure(client, monkeypatch):
-    from payments.services import retries as retry
+    from payments import tasks
     from payments.tasks import retry_failed_payments
 
     def broken(**kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(retry, "retry_pass", broken)
+    monkeypatch.setattr(tasks, "retry_pass", broken)
     # apply(throw=False) runs the task through Celery's tracer as a worker does (eager mode
     # with propagation re-raises before the failure signal, so it would not count).
     result = retry_failed_payments.apply(throw=False)

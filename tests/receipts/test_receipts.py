@@ -269,7 +269,7 @@ def test_receipt_summaries_link_to_the_pdf(receipt, order):
 def test_a_transient_failure_of_the_receipt_task_is_retried(order, monkeypatch):
     from django.db import OperationalError
 
-    from receipts import services
+    from receipts import services, tasks
     from receipts.tasks import issue_payment_receipt
 
     payment = paid_card_payment(order)  # on-commit callbacks never ran: nothing issued
@@ -281,14 +281,14 @@ def test_a_transient_failure_of_the_receipt_task_is_retried(order, monkeypatch):
             raise OperationalError("deadlock detected")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "receipt_issue_for_payment", flaky)
+    monkeypatch.setattr(tasks, "receipt_issue_for_payment", flaky)
     number = issue_payment_receipt.apply((str(payment.id),), throw=False).get()
     assert len(calls) == 2
     assert PaymentReceipt.objects.get(payment=payment).number == number
 
 
 def test_a_programming_error_is_not_retried(order, monkeypatch):
-    from receipts import services
+    from receipts import tasks
     from receipts.tasks import issue_payment_receipt
 
     payment = paid_card_payment(order)
@@ -298,7 +298,7 @@ def test_a_programming_error_is_not_retried(order, monkeypatch):
         calls.append(kwargs)
         raise KeyError("template variable")
 
-    monkeypatch.setattr(services, "receipt_issue_for_payment", broken)
+    monkeypatch.setattr(tasks, "receipt_issue_for_payment", broken)
     with pytest.raises(KeyError):
         issue_payment_receipt.apply((str(payment.id),), throw=False).get()
     assert len(calls) == 1
