@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from common.admin import ReadOnlyAdminMixin
 from notifications.models import Notification
-from orders.admin import ReadOnlyAdminMixin
 
 
 @admin.register(Notification)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from common.admin import ReadOnlyAdminMixin
 from ops.models import Incident, SecurityEvent, TaskCounter
-from orders.admin import ReadOnlyAdminMixin
 
 
 @admin.register(SecurityEvent)

@@ -1,28 +1,7 @@
 from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html
 
+from common.admin import AdminExtension, ExtensibleAdminMixin, ReadOnlyAdminMixin, StaffInlineMixin
 from orders.models import Order, OrderPaymentEvent
-
-
-class ReadOnlyAdminMixin:
-    """Shows rows; never adds, changes or deletes them."""
-
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-
-class StaffInlineMixin(ReadOnlyAdminMixin):
-    """A read-only inline shown to every staff member who may open its parent page."""
-
-    def has_view_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return request.user.is_active and request.user.is_staff
 
 
 class OrderPaymentEventInline(StaffInlineMixin, admin.TabularInline):
@@ -42,42 +21,13 @@ class OrderPaymentEventInline(StaffInlineMixin, admin.TabularInline):
     readonly_fields = fields
 
 
-def _payment_inline():  # type: ignore[no-untyped-def]
-    """Payments on an order. Orders know nothing of payments, so the model is looked up by
-    name (the payments app is always installed with the back office)."""
-    from django.apps import apps
-
-    payment_model = apps.get_model("payments", "PaymentTransaction")
-
-    class PaymentInline(StaffInlineMixin, admin.TabularInline):
-        model = payment_model
-        extra = 0
-        fields = (
-            "payment_link",
-            "method",
-            "status",
-            "review_status",
-            "amount",
-            "currency",
-            "fee_amount",
-            "refunded_amount",
-            "created_at",
-            "confirmed_at",
-        )
-        readonly_fields = fields
-        verbose_name_plural = "payments"
-
-        @admin.display(description="payment")
-        def payment_link(self, obj):  # type: ignore[no-untyped-def]
-            url = reverse("admin:payments_paymenttransaction_change", args=[obj.pk])
-            return format_html('<a href="{}">{}</a>', url, obj.pk)
-
-    return PaymentInline
-
-
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Orders are changed only by their services (API, payment sync); here they are read."""
+class OrderAdmin(ExtensibleAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Orders are changed only by their services (API, payment sync); here they are read.
+    Apps built on orders add their inlines through ``extension`` (payments: the payments)."""
+
+    extension = AdminExtension()
+    inlines = [OrderPaymentEventInline]
 
     list_display = (
         "id",
@@ -111,14 +61,6 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     fields = readonly_fields
-
-    def get_inlines(self, request, obj):  # type: ignore[no-untyped-def]
-        from django.apps import apps
-
-        inlines = [OrderPaymentEventInline]
-        if apps.is_installed("payments"):
-            inlines.insert(0, _payment_inline())
-        return inlines
 
     def get_search_results(self, request, queryset, search_term):  # type: ignore[no-untyped-def]
         import uuid

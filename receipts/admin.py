@@ -9,12 +9,13 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from common.admin import ReadOnlyAdminMixin, StaffInlineMixin
 from common.errors import DomainError
-from orders.admin import ReadOnlyAdminMixin, StaffInlineMixin
-from payments.admin.payments import PaymentTransactionAdmin, admin_actor
+from payments.admin.base import admin_actor
+from payments.admin.payments import PaymentTransactionAdmin
 from payments.models import PaymentTransaction
 from receipts.models import PaymentReceipt
-from receipts.services import receipt_issue_for_payment, receipt_regenerate
+from receipts.services import receipt_issue_or_regenerate, receipt_regenerate
 
 PERM_REGENERATE = "receipts.change_paymentreceipt"
 
@@ -87,7 +88,6 @@ class PaymentReceiptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 # --- on the payment's page: its receipts and a "Regenerate receipt" tool ---------------------
-PaymentTransactionAdmin.inlines = [*PaymentTransactionAdmin.inlines, PaymentReceiptInline]
 
 
 def _regenerate_tool(model_admin, request, payment):  # type: ignore[no-untyped-def]
@@ -103,9 +103,9 @@ def regenerate_receipt_view(request, object_id):  # type: ignore[no-untyped-def]
         raise PermissionDenied
     back = reverse("admin:payments_paymenttransaction_change", args=[object_id])
     if request.method != "POST":
-        payment_admin = admin.site._registry[PaymentTransaction]
-        payment = payment_admin._payment(request, object_id)
-        return payment_admin._render(
+        payment_admin = admin.site.get_model_admin(PaymentTransaction)
+        payment = payment_admin.payment_for(request, object_id)
+        return payment_admin.render_action_form(
             request,
             payment,
             f"Regenerate the receipt of payment {str(payment.id)[:8]}",
@@ -114,11 +114,9 @@ def regenerate_receipt_view(request, object_id):  # type: ignore[no-untyped-def]
             facts=[("Receipts", ", ".join(r.number for r in payment.receipts.all()) or "none")],
         )
     try:
-        receipt, created = receipt_issue_for_payment(
+        receipt, created = receipt_issue_or_regenerate(
             payment_id=object_id, actor=admin_actor(request)
         )
-        if not created:
-            receipt = receipt_regenerate(receipt_id=receipt.id, actor=admin_actor(request))
     except DomainError as exc:
         messages.error(request, f"{exc.message} ({exc.code})")
     else:
@@ -128,25 +126,16 @@ def regenerate_receipt_view(request, object_id):  # type: ignore[no-untyped-def]
     return HttpResponseRedirect(back)
 
 
-PaymentTransactionAdmin.object_tool_hooks = [
-    *PaymentTransactionAdmin.object_tool_hooks,
-    _regenerate_tool,
-]
-_payment_get_urls = PaymentTransactionAdmin.get_urls
-
-
-def _get_urls(self):  # type: ignore[no-untyped-def]
-    urls = _payment_get_urls(self)
-    if self.opts.model_name != "paymenttransaction":
-        return urls
+def _regenerate_urls(model_admin):  # type: ignore[no-untyped-def]
     return [
         path(
             "<uuid:object_id>/regenerate-receipt/",
-            self.admin_site.admin_view(regenerate_receipt_view),
+            model_admin.admin_site.admin_view(regenerate_receipt_view),
             name="payments_paymenttransaction_regenerate_receipt",
-        ),
-        *urls,
+        )
     ]
 
 
-PaymentTransactionAdmin.get_urls = _get_urls  # type: ignore[method-assign]
+PaymentTransactionAdmin.extension.inlines.append(PaymentReceiptInline)
+PaymentTransactionAdmin.extension.object_tools.append(_regenerate_tool)
+PaymentTransactionAdmin.extension.urls.append(_regenerate_urls)

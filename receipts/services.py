@@ -210,6 +210,15 @@ def receipt_regenerate(*, receipt_id: UUID, actor: Actor) -> PaymentReceipt:
     return receipt
 
 
+def receipt_issue_or_regenerate(*, payment_id: UUID, actor: Actor) -> tuple[PaymentReceipt, bool]:
+    """The back office's "Regenerate receipt" on a payment: issue its receipt if it has none,
+    else render the PDF again. Returns (receipt, issued)."""
+    receipt, created = receipt_issue_for_payment(payment_id=payment_id, actor=actor)
+    if not created:
+        receipt = receipt_regenerate(receipt_id=receipt.id, actor=actor)
+    return receipt, created
+
+
 def receipt_verify(*, number: str, sha256: str) -> PaymentReceipt | None:
     """The receipt if ``number`` was issued and ``sha256`` is its PDF's hash; else None."""
     number = str(number or "").strip().upper()
