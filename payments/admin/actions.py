@@ -18,14 +18,11 @@ from payments.models import (
     PaymentMethod,
     PaymentTransaction,
 )
+from payments.services.disputes import payment_close_dispute
 from payments.services.escrow import escrow_resolve
-from payments.services.payments import (
-    payment_cancel,
-    payment_close_dispute,
-    payment_refund,
-    payment_retry_start,
-    payment_review_decide,
-)
+from payments.services.payments import payment_cancel, payment_retry_start
+from payments.services.refunds import payment_refund
+from payments.services.reviews import payment_review_decide
 
 
 def _retry(request: HttpRequest, payment: PaymentTransaction) -> tuple[Any, str, int]:

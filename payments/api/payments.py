@@ -40,11 +40,11 @@ from payments.selectors import (
 from payments.services.payments import (
     payment_claim_transaction,
     payment_create,
-    payment_refund,
     payment_retry_start,
     payment_set_status,
     payment_start,
 )
+from payments.services.refunds import payment_refund
 
 TAG = "payments"
 #: The 422 of an endpoint whose provider call follows the commit of its row.

@@ -60,19 +60,11 @@ from payments.providers.chain.provider import (
 )
 from payments.providers.chain.registry import ChainConfig, all_chains, get_chain
 from payments.services.chain_tx import chain_broadcast
-from payments.services.payments import (
-    _lock_payment,
-    payment_apply_result,
-    payment_close_dispute,
-    payment_data,
-    payment_flag,
-    payment_flag_for_review,
-    payment_open_dispute,
-    payment_refund,
-    payment_transition,
-    payment_update_status,
-    refund_apply_result,
-)
+from payments.services.core import lock_payment, payment_data, payment_flag, payment_transition
+from payments.services.disputes import payment_close_dispute, payment_open_dispute
+from payments.services.payments import payment_apply_result, payment_update_status
+from payments.services.refunds import payment_refund, refund_apply_result
+from payments.services.reviews import payment_flag_for_review
 
 logger = logging.getLogger(__name__)
 P = PaymentStatus
@@ -453,7 +445,7 @@ def _savepoint_apply(payment_id: Any, result: ProviderResult, actor: Actor, **kw
         return True
     except IntegrityError:
         with transaction.atomic():
-            _, payment = _lock_payment(payment_id)
+            _, payment = lock_payment(payment_id)
             payment_flag(
                 payment,
                 "transaction_hash_conflict",
@@ -516,7 +508,7 @@ def _apply_reorg(
             chain_id=chain.chain_id, status__in=PAID_STATES, block_number__gte=changed[0]
         ):
             with transaction.atomic():
-                _, locked = _lock_payment(p.id)
+                _, locked = lock_payment(p.id)
                 payment_flag(locked, "deep_reorg", actor=actor, details={"reorg_at": changed[0]})
 
 
@@ -669,7 +661,7 @@ def _on_deposit(
     problem = escrow_terms_problem(chain, payment_data(p), d.args)
     if problem:
         with transaction.atomic():
-            _, locked = _lock_payment(p.id)
+            _, locked = lock_payment(p.id)
             payment_flag(
                 locked,
                 "escrow_terms_mismatch",
@@ -793,7 +785,7 @@ def _apply_transfers(
 
     def match(item: tuple[rpc.DecodedLog, PaymentTransaction]) -> None:
         d, p = item
-        _, locked = _lock_payment(p.id)
+        _, locked = lock_payment(p.id)
         if locked.transaction_hash or locked.status not in (P.PENDING, P.EXPIRED):
             return  # claimed or closed since it was read
         receipt = found.get(f"rc:{d.transaction_hash}") or {}
@@ -825,7 +817,7 @@ def _apply_transfers(
         }
         for p in payments:
             with transaction.atomic():
-                _, locked = _lock_payment(p.id)
+                _, locked = lock_payment(p.id)
                 payment_flag(locked, "ambiguous_transfer", actor=actor, details=details)
         report.ambiguous += 1
 
@@ -840,7 +832,7 @@ def _on_final_event(
     info = {"transaction_hash": d.transaction_hash, "event": d.name}
     if d.name == "Released":
         with transaction.atomic():
-            _, locked = _lock_payment(p.id)
+            _, locked = lock_payment(p.id)
             if locked.status in (P.CONFIRMED, P.PARTIALLY_REFUNDED):
                 payment_transition(locked, "complete", actor=actor, details=info)
             elif locked.status == P.DISPUTED:
@@ -848,7 +840,7 @@ def _on_final_event(
     elif d.name == "Refunded":
         _record_chain_refund(p, int(d.args["amount"]), decimals, d, actor)
         with transaction.atomic():
-            _, locked = _lock_payment(p.id)
+            _, locked = lock_payment(p.id)
             if locked.status == P.DISPUTED and locked.refunded_amount >= locked.amount:
                 _close_escrow_dispute(locked, actor, info)  # all went back: the escrow closed
     elif d.name == "Disputed":
@@ -859,7 +851,7 @@ def _on_final_event(
         if buyer_units:
             _record_chain_refund(p, buyer_units, decimals, d, actor)
         with transaction.atomic():
-            _, locked = _lock_payment(p.id)
+            _, locked = lock_payment(p.id)
             if locked.status != P.DISPUTED:
                 return
             details = info | {
@@ -1022,7 +1014,7 @@ def _sent_failed(t: ChainTransaction, error: str, actor: Actor) -> None:
             ),
         )
     with transaction.atomic():
-        _, payment = _lock_payment(t.payment_id)
+        _, payment = lock_payment(t.payment_id)
         payment_flag(
             payment,
             "platform_transaction_failed",

@@ -31,12 +31,9 @@ from payments.providers.chain import client as rpc
 from payments.providers.chain.provider import asset_units, tx_request
 from payments.providers.chain.registry import ChainConfig, get_chain
 from payments.services.chain_tx import Prepared, chain_prepare, chain_record
-from payments.services.payments import (
-    payment_open_dispute,
-    payment_refund,
-    refund_apply_result,
-    transaction_hash_clean,
-)
+from payments.services.core import transaction_hash_clean
+from payments.services.disputes import payment_open_dispute
+from payments.services.refunds import payment_refund, refund_apply_result
 
 P = PaymentStatus
 CT = ChainTransaction

@@ -25,16 +25,15 @@ from payments.models import (
 )
 from payments.providers.base import Outcome, ProviderError, ProviderUnavailableError
 from payments.providers.registry import get_provider
-from payments.services.payments import (
-    _lock_payment,
-    payment_apply_result,
+from payments.services.core import (
+    lock_payment,
     payment_data,
     payment_get,
     payment_transition,
-    refund_apply_result,
     refund_data,
-    refund_send,
 )
+from payments.services.payments import payment_apply_result
+from payments.services.refunds import refund_apply_result, refund_send
 
 logger = logging.getLogger(__name__)
 P = PaymentStatus
@@ -82,7 +81,7 @@ def payment_expire(*, payment_id: UUID, actor: Actor, now: datetime | None = Non
             payment_id=payment.id, result=result, actor=actor, details={"at_expiry": True}
         ).status
     with transaction.atomic():
-        _, payment = _lock_payment(payment.id)
+        _, payment = lock_payment(payment.id)
         if payment.status == P.PENDING:
             payment_transition(
                 payment,

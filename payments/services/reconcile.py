@@ -34,13 +34,10 @@ from payments.models import (
 from payments.providers.base import Outcome, ProviderError
 from payments.providers.stripe.client import StripeGateway
 from payments.providers.stripe.provider import StripeProvider, stripe_amount
-from payments.services.payments import (
-    payment_apply_result,
-    payment_data,
-    payment_flag_for_review,
-    refund_apply_result,
-    refund_data,
-)
+from payments.services.core import payment_data, refund_data
+from payments.services.payments import payment_apply_result
+from payments.services.refunds import refund_apply_result
+from payments.services.reviews import payment_flag_for_review
 
 logger = logging.getLogger(__name__)
 P = PaymentStatus

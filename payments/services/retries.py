@@ -45,15 +45,8 @@ from orders.services import order_lock
 from payments.models import UNSUCCESSFUL_STATES, PaymentStatus, PaymentTransaction
 from payments.providers.base import FailureKind, Outcome, ProviderError, ProviderResult
 from payments.providers.registry import get_provider
-from payments.services.payments import (
-    _lock_payment,
-    payment_apply_result,
-    payment_data,
-    payment_flag,
-    payment_get,
-    payment_retry,
-    payment_start,
-)
+from payments.services.core import lock_payment, payment_data, payment_flag, payment_get
+from payments.services.payments import payment_apply_result, payment_retry, payment_start
 from payments.signals import payment_retry_exhausted
 
 logger = logging.getLogger(__name__)
@@ -120,7 +113,7 @@ def payment_reconcile(*, payment_id: UUID, actor: Actor, now: datetime | None = 
 
 def _reconcile_later(payment_id: UUID, *, actor: Actor, now: datetime) -> None:
     with transaction.atomic():
-        _, payment = _lock_payment(payment_id)
+        _, payment = lock_payment(payment_id)
         asked = int(payment.provider_data.get("reconcile_attempts", 0)) + 1
         payment.provider_data = {**payment.provider_data, "reconcile_attempts": asked}
         payment.next_retry_at = now + retry_delay(min(asked, settings.RETRY_MAX_ATTEMPTS))
@@ -133,7 +126,7 @@ def _reconcile_later(payment_id: UUID, *, actor: Actor, now: datetime) -> None:
 def _schedule(payment_id: UUID, *, actor: Actor, now: datetime) -> str:
     """Give a failed transient payment its retry time, or end the automatic path."""
     with transaction.atomic():
-        _, payment = _lock_payment(payment_id)
+        _, payment = lock_payment(payment_id)
         if (
             payment.status != P.FAILED
             or _kind(payment) != FailureKind.TRANSIENT

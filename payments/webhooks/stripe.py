@@ -28,14 +28,11 @@ from payments.providers.stripe.client import (
     verify_webhook_signature,
 )
 from payments.providers.stripe.provider import payment_intent_result, refund_result
-from payments.services.payments import (
-    payment_apply_result,
-    payment_close_dispute,
-    payment_data,
-    payment_flag_for_review,
-    payment_open_dispute,
-    refund_apply_result,
-)
+from payments.services.core import payment_data
+from payments.services.disputes import payment_close_dispute, payment_open_dispute
+from payments.services.payments import payment_apply_result
+from payments.services.refunds import refund_apply_result
+from payments.services.reviews import payment_flag_for_review
 from payments.webhooks.inbox import VerifiedEvent, WebhookSignatureError
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from orders.audit import Actor
 from orders.services import order_mark_shipped
 from payments.models import PaymentTransaction
-from payments.services.payments import payment_refund
+from payments.services.refunds import payment_refund
 from receipts.models import PaymentReceipt
 from receipts.services import receipt_issue_for_payment
 from tests.api.conftest import fail, pay

@@ -11,7 +11,8 @@ from django.urls import reverse
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund, WebhookEvent
-from payments.services.payments import payment_flag, payment_open_dispute
+from payments.services.core import lock_payment, payment_flag
+from payments.services.disputes import payment_open_dispute
 from receipts.models import PaymentReceipt
 from tests.factories import OrderFactory
 from tests.payflows import (
@@ -36,10 +37,8 @@ def url(name, payment):  # type: ignore[no-untyped-def]
 def flag(payment, reason="amount_mismatch"):  # type: ignore[no-untyped-def]
     from django.db import transaction
 
-    from payments.services.payments import _lock_payment
-
     with transaction.atomic():
-        _, locked = _lock_payment(payment.id)
+        _, locked = lock_payment(payment.id)
         payment_flag(locked, reason, actor=Actor.for_job("monitor"), details={"x": 1})
     return PaymentTransaction.objects.get(pk=payment.pk)
 

@@ -16,7 +16,7 @@ from orders.audit import Actor
 from payments.analytics import analytics_period, payment_analytics, percentile
 from payments.models import PaymentTransaction
 from payments.services.fees import fee_rule_update
-from payments.services.payments import payment_refund
+from payments.services.refunds import payment_refund
 from tests.factories import OrderFactory
 from tests.payflows import fail_payment, paid_card_payment, paid_chain_payment, start_payment
 

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from orders.audit import Actor
 from payments.models import PaymentTransaction, Refund
-from payments.services.payments import _lock_payment, payment_flag
+from payments.services.core import lock_payment, payment_flag
 from receipts.models import PaymentReceipt
 from tests.browser.conftest import login
 from tests.factories import OrderFactory, UserFactory
@@ -29,7 +29,7 @@ def grant(user, *names):  # type: ignore[no-untyped-def]
 
 def flag(payment, reason):  # type: ignore[no-untyped-def]
     with transaction.atomic():
-        _, locked = _lock_payment(payment.id)
+        _, locked = lock_payment(payment.id)
         payment_flag(locked, reason, actor=Actor.for_job("monitor"))
 
 

@@ -14,7 +14,8 @@ from orders.models import Order
 from payments.models import ChainTransaction, PaymentTransaction, Refund
 from payments.providers.chain import client as rpc
 from payments.services.escrow import escrow_refund, refund_record_transaction
-from payments.services.payments import payment_claim_transaction, payment_refund
+from payments.services.payments import payment_claim_transaction
+from payments.services.refunds import payment_refund
 from tests.chain.conftest import CONFIRMATIONS, chain_order, start_payment
 from tests.factories import UserFactory
 

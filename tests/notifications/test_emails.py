@@ -10,12 +10,9 @@ from notifications.models import Notification
 from notifications.tasks import send_payment_notification
 from orders.audit import Actor
 from payments.providers.base import FailureKind
-from payments.services.payments import (
-    payment_close_dispute,
-    payment_open_dispute,
-    payment_refund,
-    payment_update_status,
-)
+from payments.services.disputes import payment_close_dispute, payment_open_dispute
+from payments.services.payments import payment_update_status
+from payments.services.refunds import payment_refund
 from tests.payflows import fail_payment, paid_card_payment, start_payment
 
 pytestmark = pytest.mark.django_db

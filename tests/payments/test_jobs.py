@@ -97,7 +97,8 @@ def test_webhook_sweeper_finds_events_whose_enqueue_was_lost(fake_source):
 # --- pending refunds ------------------------------------------------------------------------
 def paid_refund_pending(order, actor):  # type: ignore[no-untyped-def]
     from orders.audit import Actor
-    from payments.services.payments import payment_apply_result, payment_refund
+    from payments.services.payments import payment_apply_result
+    from payments.services.refunds import payment_refund
 
     payment = started(order, actor)
     payment_apply_result(
@@ -111,7 +112,7 @@ def paid_refund_pending(order, actor):  # type: ignore[no-untyped-def]
 def test_refund_send_twice_sends_once(order, actor, monkeypatch):
     """A second caller while the first call is in flight is refused, not sent again."""
     from common.errors import Conflict
-    from payments.services.payments import refund_send
+    from payments.services.refunds import refund_send
 
     refund = paid_refund_pending(order, actor)
     original, seen = DummyProvider.refund, []
@@ -140,7 +141,7 @@ def test_sweeper_sends_a_refund_never_sent_and_reconciles_one_sent(order, actor)
     with time_machine.travel(T0, tick=False) as clock:
         never_sent = paid_refund_pending(order, actor)
         # a second refund whose call reached the provider before the process died
-        from payments.services.payments import payment_refund
+        from payments.services.refunds import payment_refund
 
         in_flight = payment_refund(order_id=order.id, actor=actor, amount="5", send=False)
         Refund.objects.filter(pk=in_flight.pk).update(provider_status="sending")

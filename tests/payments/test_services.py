@@ -16,19 +16,17 @@ from orders.services import order_cancel
 from payments.models import PaymentTransaction, Refund
 from payments.providers.base import FailureKind, Outcome, ProviderResult
 from payments.providers.dummy import DummyProvider, ProviderError, ProviderUnavailableError
+from payments.services.disputes import payment_close_dispute, payment_open_dispute
 from payments.services.payments import (
     payment_apply_result,
     payment_cancel,
     payment_claim_transaction,
-    payment_close_dispute,
     payment_create,
-    payment_open_dispute,
-    payment_refund,
     payment_retry,
     payment_start,
     payment_update_status,
-    refund_apply_result,
 )
+from payments.services.refunds import payment_refund, refund_apply_result
 from tests.factories import OrderFactory, UserFactory
 
 D = Decimal

@@ -7,12 +7,8 @@ import pytest
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
 from payments.providers.base import Outcome, ProviderResult
-from payments.services.payments import (
-    payment_apply_result,
-    payment_create,
-    payment_refund,
-    payment_start,
-)
+from payments.services.payments import payment_apply_result, payment_create, payment_start
+from payments.services.refunds import payment_refund
 
 pytestmark = pytest.mark.django_db
 

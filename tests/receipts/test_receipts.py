@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
-from payments.services.payments import payment_refund
+from payments.services.refunds import payment_refund
 from receipts.models import PaymentReceipt, ReceiptSequence
 from receipts.services import (
     credit_note_issue_for_refund,

@@ -18,7 +18,8 @@ from orders.audit import Actor
 from orders.models import Order, OrderPaymentEvent
 from payments.models import PaymentTransaction, Refund
 from payments.providers.base import Outcome, ProviderResult
-from payments.services.payments import payment_apply_result, payment_refund
+from payments.services.payments import payment_apply_result
+from payments.services.refunds import payment_refund
 from tests.payflows import paid_card_payment, start_payment
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]

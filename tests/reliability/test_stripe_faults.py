@@ -11,8 +11,9 @@ import pytest
 from common.errors import Conflict, ProviderUnavailable
 from orders.audit import Actor
 from payments.models import PaymentTransaction, Refund
-from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_start
 from payments.services.reconcile import reconcile_stripe
+from payments.services.refunds import payment_refund
 from tests.peers.faulty_http import FaultProxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]

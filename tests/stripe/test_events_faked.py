@@ -18,7 +18,8 @@ from payments.models import PaymentTransaction, Refund, WebhookEvent
 from payments.providers.base import FailureKind, Outcome, PaymentData, ProviderUnavailableError
 from payments.providers.stripe import provider as provider_module
 from payments.providers.stripe.provider import payment_intent_result, stripe_amount
-from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_start
+from payments.services.refunds import payment_refund
 from payments.webhooks import stripe as webhook_module
 from tests.factories import OrderFactory
 from tests.stripe.conftest import WEBHOOK_PATH, signed, stripe_event
@@ -377,7 +378,7 @@ def test_cancel_payment_cancels_the_payment_intent(started, fake, actor):
 
 def test_client_secret_fetched_again_not_stored(started, fake):
     from payments.providers.registry import get_provider
-    from payments.services.payments import payment_data
+    from payments.services.core import payment_data
 
     secret = get_provider("stripe").client_secret(payment_data(started))
     assert secret == fake.intents[started.payment_intent_id]["client_secret"]

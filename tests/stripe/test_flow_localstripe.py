@@ -14,7 +14,8 @@ from common.errors import Conflict
 from orders.audit import Actor
 from orders.models import Order, OrderPaymentEvent
 from payments.models import PaymentTransaction, WebhookEvent
-from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_start
+from payments.services.refunds import payment_refund
 from tests.peers.localstripe import DECLINED_CARD
 from tests.stripe.conftest import WEBHOOK_PATH, WEBHOOK_SECRET, signed, stripe_event, wait_for
 

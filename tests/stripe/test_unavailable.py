@@ -15,8 +15,9 @@ from config.exceptions import api_exception_handler
 from orders.audit import Actor
 from orders.models import Order
 from payments.models import PaymentTransaction, Refund
-from payments.services.payments import payment_create, payment_refund, payment_start
+from payments.services.payments import payment_create, payment_start
 from payments.services.reconcile import reconcile_stripe
+from payments.services.refunds import payment_refund
 from payments.webhooks.stripe import StripeWebhookSource
 from tests.peers.faulty_http import FaultProxy
 from tests.peers.localstripe import free_port
