@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Prefetch
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -28,11 +27,9 @@ from orders.api import (
 )
 from orders.models import Order
 from orders.selectors import order_get_for_user, order_list_for_user
-from orders.services import order_create
 from payments.api.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.api.payments import (
     PROVIDER_REJECTED_422,
-    payment_begin,
     payment_created_response,
     request_actor,
 )
@@ -50,7 +47,7 @@ from payments.selectors import (
     user_may_pay,
     user_may_refund,
 )
-from payments.services.payments import payment_create
+from payments.services.checkout import checkout_order_create
 
 # --- orders ---------------------------------------------------------------------------------
 
@@ -172,29 +169,19 @@ class OrderListCreateView(ApiView):
         v = data.validated_data
         actor = request_actor(request)
         method = v.get("payment_method")
-        payment = None
-        with transaction.atomic():
-            order = order_create(
-                buyer=request.user,
-                seller_id=v["seller_id"],
-                amount=v["amount"],
-                currency=v["currency"],
-                items=v["items"],
-                description=v["description"],
-                actor=actor,
-            )
-            if method:
-                payment = payment_create(
-                    order_id=order.id, method=method, actor=actor, details=data.method_details()
-                )
-        result = None
-        if payment is not None:
-            result = payment_begin(
-                payment=payment,
-                actor=actor,
-                transaction_hash=v.get("transaction_hash"),
-                chain_id=v.get("chain_id"),
-            )
+        order, payment, result = checkout_order_create(
+            buyer=request.user,
+            seller_id=v["seller_id"],
+            amount=v["amount"],
+            currency=v["currency"],
+            items=v["items"],
+            description=v["description"],
+            actor=actor,
+            method=method,
+            details=data.method_details() if method else None,
+            transaction_hash=v.get("transaction_hash"),
+            chain_id=v.get("chain_id"),
+        )
         order = _with_payments(Order.objects.all()).get(pk=order.pk)
         body = OrderDetailSerializer(order).data
         body["transaction"] = (

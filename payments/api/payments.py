@@ -4,8 +4,6 @@ answers in the one format."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -14,7 +12,6 @@ from rest_framework.response import Response
 from common.errors import NotFound
 from orders.api import ApiView, error_responses
 from orders.audit import Actor
-from orders.models import Order
 from orders.selectors import order_get_for_user
 from payments.api.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.api.serializers import (
@@ -37,12 +34,11 @@ from payments.selectors import (
     user_may_refund,
     user_may_update_status,
 )
+from payments.services.checkout import checkout_payment_open
 from payments.services.payments import (
     payment_claim_transaction,
-    payment_create,
     payment_retry_start,
     payment_set_status,
-    payment_start,
 )
 from payments.services.refunds import payment_refund
 
@@ -79,52 +75,6 @@ def payment_created_response(
     return Response(body, status=status.HTTP_201_CREATED)
 
 
-def payment_open(
-    *,
-    order: Order,
-    method: str,
-    actor: Actor,
-    amount: Any = None,
-    currency: str | None = None,
-    details: dict[str, Any] | None = None,
-    transaction_hash: str | None = None,
-) -> tuple[PaymentTransaction, ProviderResult]:
-    """Record the payment (committed), then ask its provider; a transaction the client already
-    sent is claimed right away."""
-    payment = payment_create(
-        order_id=order.id,
-        method=method,
-        actor=actor,
-        amount=amount,
-        currency=currency,
-        details=details,
-    )
-    result = payment_begin(
-        payment=payment,
-        actor=actor,
-        transaction_hash=transaction_hash,
-        chain_id=(details or {}).get("chain_id"),
-    )
-    return payment, result
-
-
-def payment_begin(
-    *,
-    payment: PaymentTransaction,
-    actor: Actor,
-    transaction_hash: str | None = None,
-    chain_id: int | None = None,
-) -> ProviderResult:
-    """After the payment row committed: ask the provider to open it, and claim the transaction
-    the client already sent, if any."""
-    result = payment_start(payment_id=payment.id, actor=actor)
-    if transaction_hash:
-        payment_claim_transaction(
-            payment_id=payment.id, transaction_hash=transaction_hash, chain_id=chain_id, actor=actor
-        )
-    return result
-
-
 class PaymentTransactionCreateView(ApiView):
     throttle_classes = [PaymentRateThrottle]
     throttle_scope = "payments"
@@ -157,8 +107,8 @@ class PaymentTransactionCreateView(ApiView):
         data = PaymentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        payment, result = payment_open(
-            order=order,
+        payment, result = checkout_payment_open(
+            order_id=order.id,
             method=v["payment_method"],
             actor=request_actor(request),
             amount=v.get("amount"),
@@ -355,6 +305,4 @@ __all__ = [
     "PaymentRetryView",
     "PaymentStatusUpdateView",
     "PaymentTransactionCreateView",
-    "payment_begin",
-    "payment_open",
 ]

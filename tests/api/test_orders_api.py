@@ -61,7 +61,7 @@ def test_order_and_payment_are_one_transaction(buyer_api, seller, monkeypatch):
     def broken(**kwargs):
         raise services.Conflict("boom", code="payment_in_progress")
 
-    monkeypatch.setattr("payments.api.orders.payment_create", broken)
+    monkeypatch.setattr("payments.services.checkout.payment_create", broken)
     r = buyer_api.post_json(
         "/api/orders",
         {"seller_id": seller.pk, "amount": "10", "currency": "USD", "payment_method": "fiat"},
