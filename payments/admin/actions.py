@@ -11,15 +11,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from common.errors import DomainError
-from common.money import format_amount, sub
+from common.money import format_amount
 from payments.admin.base import PERM_REFUND, PERM_REVIEW, PERM_STATUS, admin_actor
 from payments.admin.forms import DisputeResolutionForm, NoteForm, RefundForm, ReviewForm
 from payments.models import (
-    PaymentMethod,
     PaymentTransaction,
 )
-from payments.services.disputes import payment_close_dispute
-from payments.services.escrow import escrow_resolve
+from payments.services.arbitration import payment_resolve_dispute
 from payments.services.payments import payment_cancel, payment_retry_start
 from payments.services.refunds import payment_refund
 from payments.services.reviews import payment_review_decide
@@ -179,32 +177,18 @@ class PaymentActionsMixin:
         )
 
     def resolve_dispute_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
-        """Escrow: the arbiter's ``escrow_resolve`` (all to one side, sent on chain; the payment
-        follows when the transactions are final). Other methods: ``payment_close_dispute``."""
+        """One service for every method (``payment_resolve_dispute``)."""
         self._require(request, PERM_REFUND)
         payment = self.payment_for(request, object_id)
         form = DisputeResolutionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            release = form.cleaned_data["outcome"] == "release"
-            actor = admin_actor(request)
             try:
-                if payment.method == PaymentMethod.ESCROW:
-                    held = sub(payment.amount, payment.refunded_amount)
-                    sent = escrow_resolve(
-                        order_id=payment.order_id,
-                        buyer_amount=0 if release else held,
-                        seller_amount=held if release else 0,
-                        actor=actor,
-                    )
-                    done = f"Resolution sent on chain ({len(sent)} transaction(s))."
-                else:
-                    payment = payment_close_dispute(
-                        payment_id=payment.id,
-                        actor=actor,
-                        outcome="won" if release else "lost",
-                        details={"note": form.cleaned_data["note"]},
-                    )
-                    done = f"Dispute resolved: payment is {payment.status}."
+                payment, done = payment_resolve_dispute(
+                    payment_id=payment.id,
+                    release=form.cleaned_data["outcome"] == "release",
+                    actor=admin_actor(request),
+                    note=form.cleaned_data["note"],
+                )
             except DomainError as exc:
                 form.add_error(None, f"{exc.message} ({exc.code})")
             else:

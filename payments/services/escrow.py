@@ -1,7 +1,7 @@
 """Platform operations on chain payments: escrow release, refund, dispute and resolution, crypto
 refunds, and the transactions the platform sends (nonces, EIP-1559 fees, tracking).
 
-The API views and the admin call these; the monitor (``chain_monitor``) sees their effects on
+The API views and the admin call these; the monitor (``payments.chain``) sees their effects on
 chain and moves payments and refunds only once the transactions have their confirmations.
 """
 

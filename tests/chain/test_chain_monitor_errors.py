@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import Conflict, ValidationFailed
 from orders.audit import Actor
-from payments.chain import monitor as chain_monitor
+from payments.chain import apply as chain_apply
 from payments.models import ChainCursor, PaymentTransaction
 from payments.providers.chain import client as rpc
 from payments.services.payments import payment_claim_transaction
@@ -37,7 +37,7 @@ def test_a_failing_payment_is_flagged_and_the_pass_carries_on(
     cursor = ChainCursor.objects.get(chain_id=chain_env.chain_id).block_number
     chain_env.node.mine(CONFIRMATIONS + 3)  # all three deep enough
 
-    real = chain_monitor.payment_apply_result
+    real = chain_apply.payment_apply_result
     bad = payments[1].id
 
     def refuses_one(**kwargs):  # type: ignore[no-untyped-def]
@@ -45,7 +45,7 @@ def test_a_failing_payment_is_flagged_and_the_pass_carries_on(
             raise Conflict("something about this one is wrong", code="broken")
         return real(**kwargs)
 
-    monkeypatch.setattr(chain_monitor, "payment_apply_result", refuses_one)
+    monkeypatch.setattr(chain_apply, "payment_apply_result", refuses_one)
     chain_env.poll()  # no exception: the pass finishes
     assert [reload(p).status for p in payments] == ["confirmed", "processing", "confirmed"]
     flagged = reload(payments[1])
@@ -54,7 +54,7 @@ def test_a_failing_payment_is_flagged_and_the_pass_carries_on(
     assert "something about this one is wrong" in reason["details"]["error"]
     assert ChainCursor.objects.get(chain_id=chain_env.chain_id).block_number > cursor
 
-    monkeypatch.setattr(chain_monitor, "payment_apply_result", real)
+    monkeypatch.setattr(chain_apply, "payment_apply_result", real)
     chain_env.poll()  # fixed: the next pass confirms it
     assert reload(payments[1]).status == "confirmed"
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from orders.audit import Actor
 from orders.models import Order, OrderPaymentEvent
+from payments.chain import apply as chain_apply
 from payments.chain import monitor as chain_monitor
 from payments.models import ChainCursor, PaymentTransaction
 from payments.providers.chain import client as rpc
@@ -134,8 +135,8 @@ def test_a_pass_failing_midway_is_safe_to_run_again(chain_env, buyer, seller, mo
     cursor = ChainCursor.objects.get(chain_id=chain_env.chain_id).block_number
     chain_env.node.mine(CONFIRMATIONS)
 
-    monkeypatch.setattr(chain_monitor, "CHUNK_SIZE", 2)
-    real = chain_monitor.payment_apply_result
+    monkeypatch.setattr(chain_apply, "CHUNK_SIZE", 2)
+    real = chain_apply.payment_apply_result
     calls = {"n": 0}
 
     def flaky(**kwargs):  # type: ignore[no-untyped-def]
@@ -144,7 +145,7 @@ def test_a_pass_failing_midway_is_safe_to_run_again(chain_env, buyer, seller, mo
             raise OperationalError("database went away")
         return real(**kwargs)
 
-    monkeypatch.setattr(chain_monitor, "payment_apply_result", flaky)
+    monkeypatch.setattr(chain_apply, "payment_apply_result", flaky)
     with pytest.raises(OperationalError):
         chain_monitor.chain_poll(chain_env.chain_id, ignore_backoff=True)
     statuses = sorted(reload(p).status for p in payments)
@@ -165,12 +166,12 @@ def test_a_hash_held_by_another_payment_flags_and_keeps_the_chunk_usable(chain_e
     payment_claim_transaction(
         payment_id=first.id, transaction_hash=tx_hash, chain_id=None, actor=Actor.for_user(buyer)
     )
-    result = chain_monitor.ProviderResult(
-        chain_monitor.Outcome.PROCESSING, fields={"transaction_hash": tx_hash}
+    result = chain_apply.ProviderResult(
+        chain_apply.Outcome.PROCESSING, fields={"transaction_hash": tx_hash}
     )
     actor = Actor.for_job("test")
     with transaction.atomic():  # as inside one chunk of a pass
-        assert not chain_monitor._savepoint_apply(second.id, result, actor)
+        assert not chain_apply._savepoint_apply(second.id, result, actor)
         assert PaymentTransaction.objects.filter(transaction_hash=tx_hash).count() == 1
     second = reload(second)
     assert second.transaction_hash is None and second.status == "pending"
