@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
 HASH = "0x" + "cd" * 32
 #: Routes open to anyone by design (each guards itself otherwise: a signature, a digest).
 PUBLIC = {
-    "healthz", "readyz", "metrics", "api-schema", "api-docs", "payment-webhook",
+    "home", "healthz", "readyz", "metrics", "api-schema", "api-docs", "payment-webhook",
     "receipts:verify",
 }  # fmt: skip
 
