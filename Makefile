@@ -45,6 +45,8 @@ test: install peers
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 check: install
 	$(PY) manage.py makemigrations --check --dry-run

@@ -150,7 +150,7 @@ def escrow_release(*, order_id: UUID, actor: Actor) -> ChainTransaction:
     seen = _escrow_payment(_order(order_id), states)
     _release_in_progress(seen)
     chain = get_chain(seen.chain_id)
-    prepared = _prepare(chain, seen, rpc.escrow_call_data("release", seen.escrow_id))
+    prepared = _prepare(chain, seen, rpc.escrow_call_data("release", str(seen.escrow_id)))
     with transaction.atomic():
         order = order_lock(order_id)
         payment = _escrow_payment(order, states)

@@ -88,7 +88,7 @@ def payment_expire(*, payment_id: UUID, actor: Actor, now: datetime | None = Non
                 "expire",
                 actor=actor,
                 details={
-                    "expires_at": payment.expires_at.isoformat(),
+                    "expires_at": payment.expires_at.isoformat() if payment.expires_at else None,
                     "provider_status": result.raw_status,
                 },
             )

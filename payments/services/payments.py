@@ -206,13 +206,13 @@ def payment_apply_result(
                 **payment.provider_data,
                 "failure_kind": str(result.failure_kind),
             }
-        name = _transition_for_outcome(payment.status, result.outcome)
-        if not name:
+        transition = _transition_for_outcome(payment.status, result.outcome)
+        if not transition:
             payment.save()  # else the transition saves the row (one UPDATE, not two)
         info = {"provider_status": result.raw_status, **(details or {})}
         if result.error_code:
             info["error_code"] = result.error_code
-        if name == "fail":
+        if transition == "fail":
             payment_transition(
                 payment,
                 "fail",
@@ -220,8 +220,8 @@ def payment_apply_result(
                 details=info,
                 args=(result.error_code, result.error_message),
             )
-        elif name:
-            payment_transition(payment, name, actor=actor, details=info)
+        elif transition:
+            payment_transition(payment, transition, actor=actor, details=info)
         for reason, flag_details in result.review_flags:
             payment_flag(payment, reason, actor=actor, details=flag_details)
     return payment
@@ -245,7 +245,7 @@ def _transition_for_outcome(status: str, outcome: Outcome) -> str | None:
         (Outcome.CANCELLED, P.PROCESSING): "fail",
         (Outcome.UNKNOWN, P.PENDING): "mark_unknown",
         (Outcome.UNKNOWN, P.PROCESSING): "mark_unknown",
-    }.get((outcome, status))
+    }.get((outcome, P(status)))
 
 
 def payment_update_status(

@@ -190,7 +190,7 @@ def refund_apply_result(*, refund_id: UUID, result: ProviderResult, actor: Actor
         if result.raw_status:
             refund.provider_status = result.raw_status[:64]
         refund.save()
-        common = {
+        common: dict[str, Any] = {
             "actor": actor,
             "order_id": order.id,
             "entity": "refund",

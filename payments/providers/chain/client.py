@@ -318,7 +318,7 @@ class ChainClient:
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
         try:
-            response = self.provider.make_request(method, params or [])  # type: ignore[arg-type]
+            response = self.provider.make_request(method, params or [])
         except (requests.RequestException, OSError) as exc:
             raise RpcUnavailable(f"{method}: {type(exc).__name__}") from exc
         if "error" in response:
@@ -331,7 +331,7 @@ class ChainClient:
         for start in range(0, len(calls), BATCH_SIZE):
             chunk = calls[start : start + BATCH_SIZE]
             try:
-                responses = self.provider.make_batch_request(chunk)  # type: ignore[arg-type]
+                responses = self.provider.make_batch_request(chunk)
             except (requests.RequestException, OSError) as exc:
                 raise RpcUnavailable(f"batch: {type(exc).__name__}") from exc
             if isinstance(responses, dict):  # the whole batch was refused
