@@ -19,7 +19,7 @@ from receipts.selectors import receipt_get_for_user
 from receipts.services import receipt_render_later, receipt_verify
 
 
-class ReceiptPdfApi(APIView):
+class ReceiptPdfView(APIView):
     @extend_schema(
         responses={
             (200, "application/pdf"): OpenApiTypes.BINARY,
@@ -73,7 +73,7 @@ class VerifyThrottle(AnonRateThrottle):
     rate = "60/min"
 
 
-class ReceiptVerifyApi(APIView):
+class ReceiptVerifyView(APIView):
     """Whether a receipt number and the SHA-256 of a PDF belong together (anyone may ask)."""
 
     permission_classes = [AllowAny]

@@ -51,7 +51,7 @@ class PaymentAnalyticsSerializer(serializers.Serializer):
     fees = FeeFiguresSerializer(many=True)
 
 
-class PaymentAnalyticsApi(ApiView):
+class PaymentAnalyticsView(ApiView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(

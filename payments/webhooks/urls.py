@@ -1,9 +1,8 @@
-from django.urls import URLPattern, URLResolver, re_path
+from django.urls import URLPattern, URLResolver
 
+from common.urls import slash_optional
 from payments.webhooks.views import PaymentWebhookView
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    re_path(
-        r"^api/orders/payment/webhook/?$", PaymentWebhookView.as_view(), name="payment-webhook"
-    ),
+    *slash_optional("api/orders/payment/webhook", PaymentWebhookView.as_view(), "payment-webhook"),
 ]

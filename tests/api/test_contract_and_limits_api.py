@@ -125,7 +125,7 @@ def test_error_body_shape_is_the_same_everywhere(buyer_api, order):
 
 @pytest.mark.django_db
 def test_unknown_api_urls_answer_in_the_error_format(client):
-    for path in ("/api/nowhere", "/api/orders/not-a-uuid/confirm-delivery"):
+    for path in ("/api/nowhere", "/api/orders/not-a-uuid/no-such-action"):
         response = client.post(path, data={}, content_type="application/json")
         assert response.status_code == 404
         assert response["Content-Type"] == "application/json"
