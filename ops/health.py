@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 
+from payments.providers.chain.registry import all_chains
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,8 +33,6 @@ class CheckFailed(Exception):
 
 def configured_chains() -> list[dict[str, Any]]:
     """The chains with an RPC URL, as the chain registry reads them from settings."""
-    from payments.providers.chain.registry import all_chains
-
     return [{"chain_id": c.chain_id, "rpc_url": c.rpc_url} for c in all_chains()]
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from common.errors import NotFound
 from common.money import add, sub
 from orders.models import PAYABLE_STATES, Order
 from payments.models import (
@@ -33,6 +34,7 @@ from payments.models import (
     RefundStatus,
 )
 from payments.providers.base import FailureKind
+from payments.signals import order_payments_changed
 
 
 # --- an order's payments in figures (the sync rule and payment-status both read these) ----
@@ -221,8 +223,6 @@ def connect_cache_invalidation() -> None:
     refunds and receipts) and every saved order start a new cache generation."""
     from django.db.models.signals import post_save
 
-    from payments.signals import order_payments_changed
-
     order_payments_changed.connect(_invalidate_from_signal, dispatch_uid="payment-status-cache")
     post_save.connect(_invalidate_on_order_save, sender=Order, dispatch_uid="payment-status-order")
 
@@ -256,8 +256,6 @@ def payment_get_for_user(user: Any, payment_id: UUID | str) -> PaymentTransactio
     exists."""
     from django.core.exceptions import ValidationError
     from django.db.models import Q
-
-    from common.errors import NotFound
 
     qs = PaymentTransaction.objects.select_related("order")
     if not (user.is_staff or user_may_update_status(user)):

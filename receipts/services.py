@@ -25,6 +25,7 @@ from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
 from payments.signals import order_payments_changed
 from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence
+from receipts.pdf import receipt_pdf_bytes
 from receipts.selectors import payments_without_receipt
 
 NUMBER_RE = re.compile(r"^[A-Z]{1,8}-\d{4}-\d{6,}$")
@@ -162,8 +163,6 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
     The PDF is deterministic for the same data (its dates are the receipt's), so rendering
     again restores a lost file with the same hash.
     """
-    from receipts.pdf import receipt_pdf_bytes
-
     with transaction.atomic():
         receipt = PaymentReceipt.objects.select_for_update().get(pk=receipt_id)
         if (

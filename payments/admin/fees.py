@@ -10,7 +10,7 @@ from orders.audit import Actor
 from payments.models import (
     FeeRule,
 )
-from payments.services.fees import fee_rule_clean
+from payments.services.fees import fee_rule_clean, fee_rule_update
 
 
 class FeeRuleForm(forms.ModelForm):
@@ -52,8 +52,6 @@ class FeeRuleAdmin(admin.ModelAdmin):
     fields = ("method", "currency", "percentage", "fixed_amount", "minimum_fee", "maximum_fee")
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        from payments.services.fees import fee_rule_update
-
         new = fee_rule_update(
             method=obj.method,
             currency=obj.currency,

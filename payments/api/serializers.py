@@ -14,6 +14,7 @@ from orders.api import (
     StrictSerializer,
 )
 from payments.models import PaymentMethod, PaymentStatus, RefundStatus
+from payments.providers.chain.client import address_problem
 
 
 class MethodInputField(serializers.ChoiceField):
@@ -82,8 +83,6 @@ class MethodDetailsMixin(serializers.Serializer):
 
 
 def validate_payer_address(value: str) -> str:
-    from payments.providers.chain.client import address_problem
-
     problem = address_problem(value)
     if problem:
         raise serializers.ValidationError(problem, code="invalid_payer_address")

@@ -16,7 +16,9 @@ from typing import Any
 
 from django.conf import settings
 
+from payments.chain.monitor import chain_check_transactions
 from payments.models import WebhookEvent
+from payments.providers.chain.registry import all_chains
 from payments.webhooks.inbox import VerifiedEvent, WebhookSignatureError
 
 HEADER = "X-Chain-Signature"
@@ -89,9 +91,6 @@ class ChainWebhookSource:
         )
 
     def process(self, event: WebhookEvent) -> None:
-        from payments.chain.monitor import chain_check_transactions
-        from payments.providers.chain.registry import all_chains
-
         payload = event.payload
         hashes = transaction_hashes(payload)
         chain_ids = [c.chain_id for c in all_chains()]
