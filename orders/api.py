@@ -1,30 +1,21 @@
-"""The orders part of the client API: input and output shapes for orders, pagination, and
-the strict-serializer base every API input uses. The views live in ``config.api`` because an
-order's representation shows its payments (orders know nothing of payments)."""
+"""The orders part of the client API: input and output shapes for orders and their pagination
+(the views are in ``payments.api.orders``: an order's representation shows its payments)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema_field
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.request import Request
-from rest_framework.views import APIView
 
-from common.money import CURRENCIES, format_amount
+from common.api import (
+    MAX_DB_INT,
+    AmountInputField,
+    CurrencyInputField,
+    MoneyField,
+    StrictSerializer,
+)
 from orders.models import OrderStatus
 from orders.services import MAX_ITEMS
-
-MAX_DB_INT = 2**63 - 1
-DECIMAL_SCHEMA = {
-    "type": "string",
-    "format": "decimal",
-    "pattern": r"^\d+(\.\d+)?$",
-    "example": "100.00",
-}
 
 
 class OrderPagination(PageNumberPagination):
@@ -39,87 +30,6 @@ class OrderPagination(PageNumberPagination):
     @property
     def max_page_size(self) -> int:  # type: ignore[override]
         return settings.API_MAX_PAGE_SIZE
-
-
-class StrictSerializer(serializers.Serializer):
-    """An input serializer that refuses fields it does not declare (400 ``unknown_field``), so
-    no client can slip ``status``, ``fee_amount``, totals or another user's ids into a write."""
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        name[:64]: [
-                            serializers.ErrorDetail(
-                                "This field is not accepted here.", code="unknown_field"
-                            )
-                        ]
-                        for name in unknown[:20]
-                    }
-                )
-        return attrs
-
-
-@extend_schema_field(
-    {
-        "oneOf": [DECIMAL_SCHEMA, {"type": "number"}],
-        "description": "A decimal string (preferred) or an exact JSON number; never a float "
-        "that has lost precision. Must be > 0 with at most the currency's decimals.",
-    }
-)
-class AmountInputField(serializers.Field):
-    """An amount as given: a decimal string or an exact JSON number. Its value is checked by the
-    services against the currency (``invalid_amount``)."""
-
-    default_error_messages = {"invalid": 'An amount is a decimal string, e.g. "12.50".'}
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, bool) or not isinstance(data, (str, int, Decimal)):
-            raise serializers.ValidationError(self.error_messages["invalid"], code="invalid_amount")
-        if isinstance(data, str) and len(data) > 64:
-            raise serializers.ValidationError("Amount is too long.", code="invalid_amount")
-        return data
-
-    def to_representation(self, value: Any) -> Any:
-        return str(value)
-
-
-@extend_schema_field(DECIMAL_SCHEMA)
-class MoneyField(serializers.Field):
-    """An amount of the object's currency as a plain decimal string at the currency's exponent."""
-
-    def __init__(self, attribute: str | None = None, **kwargs: Any) -> None:
-        self.attribute = attribute
-        kwargs["source"] = "*"
-        kwargs["read_only"] = True
-        super().__init__(**kwargs)
-
-    def bind(self, field_name: str, parent: Any) -> None:
-        super().bind(field_name, parent)
-        self.attribute = self.attribute or field_name
-
-    def to_representation(self, obj: Any) -> str:
-        return format_amount(getattr(obj, self.attribute), obj.currency)
-
-
-@extend_schema_field(DECIMAL_SCHEMA)
-class DecimalStringField(serializers.CharField):
-    """An amount already formatted as a decimal string (e.g. by ``format_amount``)."""
-
-
-class CurrencyInputField(serializers.ChoiceField):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(choices=sorted(CURRENCIES), **kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        if isinstance(data, str) and data.upper() in CURRENCIES:
-            return data.upper()
-        raise serializers.ValidationError(
-            f"Unknown currency; supported: {', '.join(sorted(CURRENCIES))}.",
-            code="unknown_currency",
-        )
 
 
 class OrderCreateInputSerializer(StrictSerializer):
@@ -159,70 +69,3 @@ class OrderSerializer(serializers.Serializer):
     delivered_at = serializers.DateTimeField(read_only=True, allow_null=True)
     completed_at = serializers.DateTimeField(read_only=True, allow_null=True)
     cancelled_at = serializers.DateTimeField(read_only=True, allow_null=True)
-
-
-# --- the error format and the base view ------------------------------------------------------
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Machine-readable, e.g. `invalid_amount`.")
-    message = serializers.CharField(help_text="For humans; may change.")
-    details = serializers.DictField(
-        help_text="Field errors as {field: [{message, code}]}, or facts about the error."
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
-
-
-_ERROR_TEXT = {
-    400: "Invalid request: `malformed_request`, `invalid_request` (field errors in details), "
-    "`invalid_amount`, `unknown_currency`, `unknown_method`, ...",
-    401: "`not_authenticated` or `authentication_failed`.",
-    403: "`permission_denied`: a party to the order, but not allowed this action.",
-    404: "`not_found`, `order_not_found` or `payment_not_found` (also for others' objects).",
-    405: "`method_not_allowed`.",
-    409: "Conflict with the current state (see the endpoint).",
-    413: "`request_too_large`.",
-    415: "`unsupported_media_type`.",
-    422: "`idempotency_key_reused`.",
-    429: "`throttled`, with a Retry-After header.",
-    502: "`provider_unavailable`: the provider did not answer; the outcome is being reconciled.",
-}
-
-
-def error_responses(*codes: int, **texts: str) -> dict[int, OpenApiResponse]:
-    """OpenAPI responses in the one error format for the given statuses (401 always)."""
-    out = {}
-    for code in sorted({401, *codes}):
-        out[code] = OpenApiResponse(
-            ErrorSerializer, description=texts.get(f"e{code}", _ERROR_TEXT[code])
-        )
-    return out
-
-
-class RequestTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "request_too_large"
-
-
-def check_body_size(request: Request) -> None:
-    """413 ``request_too_large`` for a body above ``API_MAX_BODY_BYTES`` (read from the
-    Content-Length before anything reads the body)."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > settings.API_MAX_BODY_BYTES:
-        raise RequestTooLarge(
-            f"The request body is larger than {settings.API_MAX_BODY_BYTES} bytes."
-        )
-
-
-class ApiView(APIView):
-    """Base of the client API's views: the body size limit on every write."""
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        super().initial(request, *args, **kwargs)
-        if request.method in ("POST", "PUT", "PATCH"):
-            check_body_size(request)

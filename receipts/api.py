@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from common.api import error_responses
 from common.errors import NotFound, ValidationFailed
 from common.money import format_amount
-from orders.api import error_responses
 from receipts.selectors import receipt_get_for_user
 from receipts.services import receipt_render_later, receipt_verify
 

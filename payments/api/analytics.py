@@ -8,7 +8,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orders.api import ApiView, DecimalStringField, error_responses
+from common.api import ApiView, DecimalStringField, error_responses
 from payments.analytics import analytics_period, payment_analytics
 from payments.models import PaymentMethod
 

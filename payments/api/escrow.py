@@ -15,7 +15,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orders.api import DECIMAL_SCHEMA, AmountInputField, ApiView, StrictSerializer, error_responses
+from common.api import DECIMAL_SCHEMA, AmountInputField, ApiView, StrictSerializer, error_responses
 from orders.selectors import order_get_for_user
 from payments.api.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent
 from payments.api.payments import deny, request_actor

@@ -36,8 +36,8 @@ from django.utils.crypto import salted_hmac
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
+from common.api import check_body_size
 from common.errors import Conflict, DomainError, ValidationFailed
-from orders.api import check_body_size
 from payments.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"

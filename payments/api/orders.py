@@ -14,16 +14,13 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api import DECIMAL_SCHEMA, ApiView, DecimalStringField, error_responses
 from common.money import format_amount
 from orders.api import (
-    DECIMAL_SCHEMA,
-    ApiView,
-    DecimalStringField,
     OrderCreateInputSerializer,
     OrderListQuerySerializer,
     OrderPagination,
     OrderSerializer,
-    error_responses,
 )
 from orders.models import Order
 from orders.selectors import order_get_for_user, order_list_for_user

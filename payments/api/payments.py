@@ -9,8 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.api import ApiView, error_responses
 from common.errors import NotFound
-from orders.api import ApiView, error_responses
 from orders.audit import Actor
 from orders.selectors import order_get_for_user
 from payments.api.idempotency import IDEMPOTENCY_PARAMETER, IDEMPOTENT_POST_ERRORS, idempotent

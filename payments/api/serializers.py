@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from orders.api import (
+from common.api import (
     MAX_DB_INT,
     AmountInputField,
     CurrencyInputField,
