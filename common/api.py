@@ -86,7 +86,7 @@ class MoneyField(serializers.Field):
         self.attribute = self.attribute or field_name
 
     def to_representation(self, obj: Any) -> str:
-        return format_amount(getattr(obj, self.attribute or self.field_name), obj.currency)
+        return format_amount(getattr(obj, str(self.attribute)), obj.currency)
 
 
 @extend_schema_field(DECIMAL_SCHEMA)
