@@ -1,0 +1,143 @@
+"""Fixtures for the chain tests: the contracts deployed once on the session's anvil, settings
+switching crypto/escrow to the real providers, and the chain put back after each test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+
+from devtools.contracts import deploy  # noqa: E402
+from orders.audit import Actor  # noqa: E402
+from payments.chain.monitor import PassReport, chain_poll  # noqa: E402
+from payments.models import PaymentTransaction  # noqa: E402
+from payments.providers.registry import get_provider  # noqa: E402
+from payments.services.payments import payment_create, payment_start  # noqa: E402
+from tests.factories import OrderFactory  # noqa: E402
+from tests.peers.anvil import AnvilNode, anvil  # noqa: E402, F401
+
+CONFIRMATIONS = 3
+
+
+@dataclass
+class ChainEnv:
+    node: AnvilNode
+    escrow: str
+    token: str
+    operator: str  # account 1
+    receiving: str  # account 9
+    payer: str  # account 3
+    seller_wallet: str  # account 4
+    operator_key: str
+    payout_key: str  # account 8
+
+    @property
+    def w3(self):  # type: ignore[no-untyped-def]
+        return self.node.w3
+
+    @property
+    def chain_id(self) -> int:
+        return self.node.chain_id
+
+    def poll(self) -> PassReport:
+        report = chain_poll(self.chain_id, ignore_backoff=True)
+        assert not report.error and not report.skipped, report
+        return report
+
+    def send(self, sender: str, to: str, value: int = 0, data: str = "0x", **extra: Any) -> str:
+        cs = self.w3.to_checksum_address
+        tx = {"from": cs(sender), "to": cs(to), "value": value, "data": data, **extra}
+        return "0x" + bytes(self.w3.eth.send_transaction(tx)).hex()
+
+    def send_requests(self, payment: PaymentTransaction, sender: str | None = None) -> list[str]:
+        requests_ = payment.provider_data["instructions"]["transaction_requests"]
+        return [
+            self.send(sender or self.payer, r["to"], int(r["value"]), r["data"]) for r in requests_
+        ]
+
+    def mint(self, who: str, units: int) -> None:
+        token = deploy.token_contract(self.w3, self.token)
+        deploy.transact(self.w3, self.node.accounts[0], token.functions.mint(who, units))
+
+    def token_balance(self, who: str) -> int:
+        token = deploy.token_contract(self.w3, self.token)
+        return int(token.functions.balanceOf(self.w3.to_checksum_address(who)).call())
+
+
+@pytest.fixture(scope="session")
+def chain_contracts(anvil: AnvilNode) -> dict[str, str]:  # noqa: F811
+    w3 = anvil.w3
+    operator = anvil.accounts[1]
+    return {
+        "escrow": deploy.deploy_escrow(w3, anvil.accounts[0], operator, operator),
+        "token": deploy.deploy_test_token(w3, anvil.accounts[0]),
+    }
+
+
+@pytest.fixture
+def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[ChainEnv]:  # noqa: F811
+    from payments.providers.chain import client as rpc
+
+    env = ChainEnv(
+        node=anvil,
+        escrow=chain_contracts["escrow"],
+        token=chain_contracts["token"],
+        operator=anvil.accounts[1],
+        receiving=anvil.accounts[9],
+        payer=anvil.accounts[3],
+        seller_wallet=anvil.accounts[4],
+        operator_key="0x" + bytes(anvil.local_account(1).key).hex(),
+        payout_key="0x" + bytes(anvil.local_account(8).key).hex(),
+    )
+    assert env.payer.lower() == PAYER
+    settings.PAYMENT_PROVIDERS = {"fiat": "dummy", "crypto": "chain", "escrow": "escrow"}
+    settings.CHAIN_DEV_DEPLOYMENT_FILE = ""
+    settings.CHAINS = [
+        {
+            "chain_id": anvil.chain_id,
+            "rpc_url": anvil.url,
+            "required_confirmations": CONFIRMATIONS,
+            "tokens": [{"symbol": "USDC", "address": env.token, "decimals": 6}],
+            "escrow_contract": env.escrow,
+            "receiving_address": env.receiving,
+            "operator_key": env.operator_key,
+            "payout_key": "",
+        }
+    ]
+    get_provider.cache_clear()
+    rpc.reset_clients()
+    anvil.set_automine(True)
+    snapshot = anvil.snapshot()
+    try:
+        yield env
+    finally:
+        anvil.set_automine(True)
+        anvil.revert(snapshot)
+        get_provider.cache_clear()
+
+
+def chain_order(buyer, seller, currency: str = "ETH", amount: str = "0.5"):  # type: ignore[no-untyped-def]
+    return OrderFactory(buyer=buyer, seller=seller, currency=currency, amount=Decimal(amount))
+
+
+#: anvil's account 3 (the well-known test mnemonic): ``ChainEnv.payer``, the wallet crypto
+#: payments in these tests name as the one they are paid from
+PAYER = "0x90f79bf6eb2c4f870365e785982e1f101e93b906"
+
+
+def start_payment(order, method: str, details: dict | None = None) -> PaymentTransaction:  # type: ignore[no-untyped-def]
+    actor = Actor.for_user(order.buyer)
+    if method == "crypto":
+        details = {"payer_address": PAYER, **(details or {})}
+    payment = payment_create(order_id=order.id, method=method, actor=actor, details=details)
+    payment_start(payment_id=payment.id, actor=actor)
+    return PaymentTransaction.objects.get(pk=payment.id)
