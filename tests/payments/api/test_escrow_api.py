@@ -1,7 +1,7 @@
 """The escrow endpoints (confirm-delivery, dispute, resolve-dispute) as client API endpoints:
 JSON bodies (an empty body where nothing is required), Idempotency-Key, permissions with
 codes, the one error format, responses matching the schema. On-chain effects are tested on
-anvil in tests/chain/test_chain_escrow.py."""
+anvil in tests/payments/chain/test_chain_escrow.py."""
 
 from __future__ import annotations
 
