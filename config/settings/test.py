@@ -38,3 +38,8 @@ if CELERY_BROKER_URL.startswith("redis"):  # noqa: F405
         "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
         "unacked_restore_throttle": 1,
     }
+
+# pytest-xdist workers share one Redis: each keeps its own cache keys (chain back-off, rate
+# limits, payment-status), so parallel runs do not see each other's state.
+if os.environ.get("PYTEST_XDIST_WORKER") and "KEY_PREFIX" in CACHES["default"]:  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] += "-" + os.environ["PYTEST_XDIST_WORKER"]  # noqa: F405

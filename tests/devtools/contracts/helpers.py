@@ -21,7 +21,7 @@ TEST_CONTRACTS_DIR = Path(__file__).resolve().parent
 
 @functools.cache
 def compiled_test_contract(name: str) -> ContractArtifact:
-    """Compile tests/devtools/contracts/<name>.vy (test-only contracts are not committed as JSON)."""
+    """Compile tests/devtools/contracts/<name>.vy (test-only contracts have no JSON artifact)."""
     from devtools.contracts.build import VYPER_VERSION, compile_source
 
     path = TEST_CONTRACTS_DIR / f"{name}.vy"

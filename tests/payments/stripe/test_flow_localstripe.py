@@ -4,6 +4,7 @@ signed webhooks (Celery runs eagerly, so the event is processed within that requ
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -35,6 +36,25 @@ def hooked(stripe_local, live_server):
     yield stripe_local
     # Point it nowhere useful again so that late events of this test reach no later test.
     stripe_local.register_webhook("http://127.0.0.1:9/", WEBHOOK_SECRET)
+    settle_webhooks()
+
+
+def settle_webhooks(quiet: float = 1.5, timeout: float = 20.0) -> None:
+    """Wait (bounded) until no event of this test is still being received: localstripe sends
+    each event about a second after it happens, and a request still running in the live server
+    when the test's tables are flushed deadlocks the flush."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = (
+            WebhookEvent.objects.count(),
+            WebhookEvent.objects.filter(status="received").exists(),
+        )
+        if now != last:
+            last, since = now, time.monotonic()
+        elif not now[1] and time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.2)
 
 
 def status_of(payment) -> str:
