@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# manage.py, Celery and wsgi default to production settings; local work names its own.
+LOCAL := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local}
 
 .PHONY: run test install lint migrate check peers
 
@@ -26,18 +28,18 @@ node_modules/.bin/anvil: package.json
 peers: node_modules/.bin/anvil
 
 migrate: install
-	$(PY) manage.py migrate --noinput
+	$(LOCAL) $(PY) manage.py migrate --noinput
 
 # The whole system on embedded defaults: var/local.env points every process at the local
 # peers (localstripe unless STRIPE_SECRET_KEY is set, anvil unless CHAIN_RPC_URL is set);
 # honcho runs the Procfile (anvil, localstripe, setup, web, worker, beat); Ctrl-C stops all.
 run: install peers
-	$(PY) -m devtools.peers env
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py createcachetable
-	$(PY) manage.py setup_periodic_tasks
-	$(PY) manage.py setup_demo
-	$(VENV)/bin/honcho start -f Procfile
+	$(LOCAL) $(PY) -m devtools.peers env
+	$(LOCAL) $(PY) manage.py migrate --noinput
+	$(LOCAL) $(PY) manage.py createcachetable
+	$(LOCAL) $(PY) manage.py setup_periodic_tasks
+	$(LOCAL) $(PY) manage.py setup_demo
+	$(LOCAL) $(VENV)/bin/honcho start -f Procfile
 
 test: install peers
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -49,4 +51,4 @@ lint: install
 	$(VENV)/bin/mypy
 
 check: install
-	$(PY) manage.py makemigrations --check --dry-run
+	$(LOCAL) $(PY) manage.py makemigrations --check --dry-run

@@ -55,7 +55,23 @@ def receipt_html(receipt: PaymentReceipt) -> str:
     return render_to_string("receipts/receipt.html", receipt_context(receipt))
 
 
+class ResourceRefused(ValueError):
+    """A receipt asked WeasyPrint for a URL: receipts embed everything they show."""
+
+
+def refuse_every_url(url: str, *args: Any, **kwargs: Any) -> Any:
+    """No file, no network: a template mistake that put user input into a URL
+    (``file:///etc/passwd``) cannot read anything into a receipt."""
+    raise ResourceRefused(f"receipts load no resources ({url[:80]!r})")
+
+
 def receipt_pdf_bytes(receipt: PaymentReceipt) -> bytes:
     from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
 
-    return HTML(string=receipt_html(receipt), base_url=str(settings.BASE_DIR)).write_pdf()
+    class RefusingFetcher(URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            return refuse_every_url(url)
+
+    fetcher = RefusingFetcher(allowed_protocols=frozenset())
+    return HTML(string=receipt_html(receipt), url_fetcher=fetcher).write_pdf()

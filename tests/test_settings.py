@@ -100,3 +100,22 @@ def test_filesystem_broker_keeps_every_folder_under_its_directory(tmp_path):
     assert "control_folder" in options and len(folders) == 4
     for folder in folders:
         assert Path(folder).is_dir() and Path(folder).is_relative_to(tmp_path / "broker")
+
+
+def test_processes_default_to_production_settings():
+    """A worker, beat or manage.py started without DJANGO_SETTINGS_MODULE never runs on
+    development settings (DEBUG, the dummy provider, emails in the console log)."""
+    code = "import os, config.celery_app; print(os.environ['DJANGO_SETTINGS_MODULE'])"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "config.settings.production", done.stderr
+    refused = manage("check")  # production settings without a SECRET_KEY: refused
+    assert refused.returncode != 0 and "SECRET_KEY" in refused.stderr
+
+
+@pytest.mark.parametrize("level", ["warning", "Warning", "DEBUG"])
+def test_log_level_is_accepted_in_any_case(level):
+    done = manage("check", DJANGO_SETTINGS_MODULE="config.settings.test", LOG_LEVEL=level)
+    assert done.returncode == 0, done.stderr[-2000:]

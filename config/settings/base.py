@@ -224,7 +224,7 @@ LOGGING = {
             "formatter": env("LOG_FORMAT", default="plain"),
         },
     },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO").upper()},
 }
 
 PAYMENT_PROVIDER_CLASSES = {

@@ -302,3 +302,25 @@ def test_a_programming_error_is_not_retried(order, monkeypatch):
     with pytest.raises(KeyError):
         issue_payment_receipt.apply((str(payment.id),), throw=False).get()
     assert len(calls) == 1
+
+
+def test_receipts_load_no_url_not_even_a_local_file(order, tmp_path, monkeypatch):
+    """A template mistake that put input into a URL cannot read a file into a receipt."""
+    from receipts import pdf
+
+    secret = tmp_path / "leak.css"
+    secret.write_text('body::after { content: "LEAKED-FILE-CONTENT"; }')
+    html = (
+        f'<style>@import url("file://{secret}");</style>'
+        f'<link rel="stylesheet" href="file://{secret}"><p>receipt body</p>'
+    )
+    payment = paid_card_payment(order)
+    receipt, _ = receipt_issue_for_payment(payment_id=payment.id)
+    monkeypatch.setattr(pdf, "receipt_html", lambda receipt: html)
+    text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(pdf.receipt_pdf_bytes(receipt))).pages
+    )
+    assert "receipt body" in text
+    assert "LEAKED-FILE-CONTENT" not in text
+    with pytest.raises(pdf.ResourceRefused):
+        pdf.refuse_every_url(f"file://{secret}")
