@@ -55,7 +55,8 @@ PROVIDER_REJECTED_422 = (
 def request_actor(request: Request, *, admin: bool = False) -> Actor:
     """The user behind a request (``admin``: acting as staff), with the request's id (or
     Idempotency-Key) as reference."""
-    reference = request.META.get("HTTP_X_REQUEST_ID") or request.META.get(
+    # the request id the middleware checked (and logs use); a raw header is never stored
+    reference = getattr(request._request, "request_id", "") or request.META.get(
         "HTTP_IDEMPOTENCY_KEY", ""
     )
     make = Actor.for_admin if admin else Actor.for_user

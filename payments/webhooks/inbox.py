@@ -8,6 +8,7 @@ stored event. Nothing is stored without a valid signature.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -95,6 +96,24 @@ def json_storage_problem(value: Any) -> str:
     return ""
 
 
+#: Field names whose values the inbox never stores (a PaymentIntent's ``client_secret``, any
+#: ``*_secret``, ``password``, ``token`` field): the processing re-reads the object anyway.
+SECRET_FIELD = re.compile(r"(^|_)(secret|password|passwd|token|api_key|private_key)$", re.I)
+REDACTED = "[removed]"
+
+
+def strip_secrets(value: Any) -> Any:
+    """``value`` with the value of every secret-named field replaced, at any depth."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if SECRET_FIELD.search(str(k)) and v not in (None, "") else strip_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [strip_secrets(v) for v in value]
+    return value
+
+
 def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
     """Verify and store an incoming webhook; return (event, created). A duplicate is stored
     once and not processed again."""
@@ -124,7 +143,7 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
                 provider=verified.provider,
                 event_id=verified.event_id[:255],
                 event_type=verified.event_type[:128],
-                payload=verified.payload,
+                payload=strip_secrets(verified.payload),
             )
     except IntegrityError:
         return WebhookEvent.objects.get(

@@ -339,3 +339,22 @@ def test_retry_keeps_the_payers_wallet(buyer_api, order):
     again = PaymentTransaction.objects.get(pk=r.json()["id"])
     assert again.retry_of_id == first.id
     assert again.provider_data["request"]["payer_address"] == WALLET.lower()
+
+
+def test_audit_reference_is_the_sanitised_request_id(buyer_api, order):
+    """A hostile X-Request-ID never reaches the audit trail; the id the logs use does."""
+    from orders.models import OrderPaymentEvent
+
+    r = buyer_api.post_json(
+        f"/api/orders/{order.id}/payment-transactions",
+        {"payment_method": "fiat"},
+        HTTP_X_REQUEST_ID="abc<script>x",
+    )
+    assert r.status_code == 201, r.content
+    logged_id = r["X-Request-ID"]
+    assert "<" not in logged_id
+    references = set(
+        OrderPaymentEvent.objects.filter(order_id=order.id).values_list("reference", flat=True)
+    )
+    assert logged_id in references
+    assert not any("script" in ref for ref in references)
