@@ -214,6 +214,7 @@ def run(
         **extra,
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY=secrets.token_urlsafe(50),
+        METRICS_TOKEN=secrets.token_urlsafe(24),
     )
     # An empty queue in the benchmark's Redis database.
     subprocess.run(

@@ -34,6 +34,7 @@ SECRET = "pLx9-" + "k3Vq8ZsR2tWm7YbN4cHj6FdG1eKa5UoXr0iTy" * 2
 PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
     "SECRET_KEY": SECRET,
+    "METRICS_TOKEN": "metrics-" + SECRET[:24],
     "ALLOWED_HOSTS": "pay.example.com",
 }
 

@@ -1,5 +1,7 @@
 """Production: PostgreSQL and Redis, behind a TLS-terminating proxy."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES, env
 
@@ -24,6 +26,11 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Probes reach the processes directly over plain HTTP: never redirect them to https.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 DUMMY_PROVIDER_ENABLED = False
+# /metrics tells a stranger payment volumes and backlogs: in production it takes a bearer token,
+# and the processes refuse to start without one.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+if len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("Set METRICS_TOKEN (16 characters or more): /metrics needs it.")
 # Keep database connections between requests (one connect costs more than the webhook's own
 # INSERT); a reused connection is checked at the start of each request (CONN_HEALTH_CHECKS).
 # A copy: base's dictionary is shared with every settings module that imports it.

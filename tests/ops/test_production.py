@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_production_settings(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "x" * 50)
+    monkeypatch.setenv("METRICS_TOKEN", "m" * 24)
     monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
     monkeypatch.setenv("CSRF_TRUSTED_ORIGINS", "https://pay.example.com")
     module = importlib.import_module("config.settings.production")
@@ -32,6 +33,7 @@ def test_production_settings(monkeypatch):
 
 def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("METRICS_TOKEN", "m" * 24)
     monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
     from django.core.exceptions import ImproperlyConfigured
 
@@ -51,6 +53,7 @@ def test_gunicorn_config(monkeypatch):
 
 def test_production_keeps_database_connections_and_checks_them(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "x" * 50)
+    monkeypatch.setenv("METRICS_TOKEN", "m" * 24)
     monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
     monkeypatch.delenv("CONN_MAX_AGE", raising=False)
     base = importlib.import_module("config.settings.base")
@@ -63,3 +66,17 @@ def test_production_keeps_database_connections_and_checks_them(monkeypatch):
     monkeypatch.setenv("CONN_MAX_AGE", "0")
     prod = importlib.reload(prod)
     assert prod.DATABASES["default"]["CONN_MAX_AGE"] == 0
+
+
+@pytest.mark.parametrize("token", [None, "", "short"])
+def test_production_refuses_to_start_without_a_metrics_token(monkeypatch, token):
+    monkeypatch.setenv("SECRET_KEY", "x" * 50)
+    monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
+    if token is None:
+        monkeypatch.delenv("METRICS_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("METRICS_TOKEN", token)
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="METRICS_TOKEN"):
+        importlib.reload(importlib.import_module("config.settings.production"))
