@@ -9,12 +9,12 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from common.api import error_responses
 from common.errors import NotFound, ValidationFailed
 from common.money import format_amount
+from payments.api.throttling import ReceiptVerifyThrottle
 from receipts.selectors import receipt_get_for_user
 from receipts.services import receipt_render_later, receipt_verify
 
@@ -69,15 +69,11 @@ class VerifyOutputSerializer(serializers.Serializer):
     currency = serializers.CharField(required=False)
 
 
-class VerifyThrottle(AnonRateThrottle):
-    rate = "60/min"
-
-
 class ReceiptVerifyView(APIView):
     """Whether a receipt number and the SHA-256 of a PDF belong together (anyone may ask)."""
 
     permission_classes = [AllowAny]
-    throttle_classes = [VerifyThrottle]
+    throttle_classes = [ReceiptVerifyThrottle]
 
     def _answer(self, data: object) -> Response:
         form = VerifyInputSerializer(data=data)

@@ -260,6 +260,7 @@ API_THROTTLE_RATES = {
     "payments": env("THROTTLE_RATE_PAYMENTS", default="30/minute"),
     "payment_retry": env("THROTTLE_RATE_PAYMENT_RETRY", default="10/minute"),
     "payment_refund": env("THROTTLE_RATE_PAYMENT_REFUND", default="10/minute"),
+    "receipt_verify": env("THROTTLE_RATE_RECEIPT_VERIFY", default="60/minute"),
 }
 #: Idempotency keys are kept at least this long (hours) before the cleanup task removes them.
 IDEMPOTENCY_KEY_TTL_HOURS = max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
@@ -272,6 +273,9 @@ PAYMENT_STATUS_CACHE_SECONDS = env.int("PAYMENT_STATUS_CACHE_SECONDS", default=3
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.ExactJSONParser"]
 REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "orders.api.OrderPagination"
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = API_THROTTLE_RATES
+#: Proxies in front of the web processes whose X-Forwarded-For entries are trusted for the
+#: client address (0: none, REMOTE_ADDR is the client; behind one load balancer: 1).
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=0)
 REST_FRAMEWORK["NON_FIELD_ERRORS_KEY"] = "non_field_errors"
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
 
 class PaymentRateThrottle(ScopedRateThrottle):
@@ -18,3 +18,22 @@ class PaymentRateThrottle(ScopedRateThrottle):
     @property
     def THROTTLE_RATES(self) -> dict[str, Any]:  # type: ignore[override]
         return settings.API_THROTTLE_RATES
+
+
+class CallerRateThrottle(SimpleRateThrottle):
+    """One bucket per caller: the user when authenticated, else the client address as the
+    proxy setting (``NUM_PROXIES``) defines it, so a rotating X-Forwarded-For does not make
+    new callers. Subclasses name their ``scope``; rates come from ``API_THROTTLE_RATES``."""
+
+    @property
+    def THROTTLE_RATES(self) -> dict[str, Any]:  # type: ignore[override]
+        return settings.API_THROTTLE_RATES
+
+    def get_cache_key(self, request: Any, view: Any) -> str:
+        user = getattr(request, "user", None)
+        who = f"user-{user.pk}" if user is not None and user.is_authenticated else None
+        return self.cache_format % {"scope": self.scope, "ident": who or self.get_ident(request)}
+
+
+class ReceiptVerifyThrottle(CallerRateThrottle):
+    scope = "receipt_verify"
