@@ -8,6 +8,7 @@ integer part with 18 decimals never rounds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import (
     ROUND_HALF_UP,
@@ -86,6 +87,10 @@ def get_currency(code: str | Currency) -> Currency:
     return CURRENCIES[code.upper()]
 
 
+#: The schema's amount pattern, ASCII only (``\d`` would take other scripts' digits).
+PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
 def _to_decimal(value: Any) -> Decimal:
     if isinstance(value, (bool, float)):
         # A float has already lost the exact value the caller meant.
@@ -97,17 +102,23 @@ def _to_decimal(value: Any) -> Decimal:
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if not text or len(text) > 64:
-            raise ValidationFailed("Amount is not a number.", code="invalid_amount")
+        # exactly the schema's pattern: ASCII digits, one optional point (no sign, spaces,
+        # underscores, exponents or other scripts' digits, all of which Decimal() accepts)
+        if len(value) > 64 or not PLAIN_DECIMAL.fullmatch(value):
+            raise ValidationFailed(
+                'Amount is a plain decimal string, e.g. "12.50".', code="invalid_amount"
+            )
         try:
-            result = Decimal(text)
+            result = Decimal(value)
         except InvalidOperation:
             raise ValidationFailed("Amount is not a number.", code="invalid_amount") from None
     else:
         raise ValidationFailed("Amount is not a number.", code="invalid_amount")
     if not result.is_finite():
         raise ValidationFailed("Amount must be finite.", code="invalid_amount")
+    exponent = result.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:  # a JSON number written 1e21
+        raise ValidationFailed("Amount is written without an exponent.", code="invalid_amount")
     return result
 
 
@@ -190,3 +201,18 @@ def add(*amounts: Decimal) -> Decimal:
 def sub(a: Decimal, b: Decimal) -> Decimal:
     with localcontext(MONEY_CONTEXT):
         return a - b
+
+
+def check_maximum(amount: Decimal, currency: str | Currency) -> None:
+    """Refuse an amount above the currency's maximum (``MAX_AMOUNTS`` in the settings): no card
+    order for 10^22 dollars reaches a provider."""
+    from django.conf import settings
+
+    cur = get_currency(currency)
+    limit = settings.MAX_AMOUNTS.get(cur.code)
+    if limit is not None and amount > Decimal(str(limit)):
+        raise ValidationFailed(
+            f"{cur.code} amounts are at most {limit}.",
+            code="amount_too_large",
+            details={"currency": cur.code, "max": str(limit)},
+        )

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from common.errors import NotFound, ValidationFailed
-from common.money import get_currency, parse_amount
+from common.money import check_maximum, get_currency, parse_amount
 from orders.audit import Actor, apply_transition, record_event
 from orders.models import Order
 
@@ -30,6 +30,7 @@ def order_create(
 ) -> Order:
     cur = get_currency(currency)
     value: Decimal = parse_amount(amount, cur)
+    check_maximum(value, cur)
     items = items or []
     if not isinstance(items, list) or len(items) > MAX_ITEMS:
         raise ValidationFailed(

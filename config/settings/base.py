@@ -262,6 +262,18 @@ API_THROTTLE_RATES = {
     "payment_refund": env("THROTTLE_RATE_PAYMENT_REFUND", default="10/minute"),
     "receipt_verify": env("THROTTLE_RATE_RECEIPT_VERIFY", default="60/minute"),
 }
+#: The largest amount one order may have, per currency (orders above it get 400
+#: ``amount_too_large``). ``MAX_AMOUNTS`` (JSON, e.g. {"USD": "50000"}) overrides entries.
+MAX_AMOUNTS = {
+    **dict.fromkeys(("USD", "EUR", "GBP", "CHF", "CAD", "AUD", "USDC", "USDT"), "1000000"),
+    "DAI": "1000000",
+    "JPY": "150000000",
+    "KRW": "1500000000",
+    "KWD": "300000",
+    "BHD": "350000",
+    "ETH": "500",
+    **env.json("MAX_AMOUNTS", default={}),
+}
 #: Idempotency keys are kept at least this long (hours) before the cleanup task removes them.
 IDEMPOTENCY_KEY_TTL_HOURS = max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
 #: A request that finds its key in flight waits this long for the first answer, then is 409.
