@@ -35,6 +35,7 @@ from payments.api.serializers import (
     TransactionCreatedSerializer,
     TransactionSerializer,
 )
+from payments.api.throttling import OrderPaymentThrottle
 from payments.models import PaymentTransaction
 from payments.selectors import (
     order_outstanding_amount,
@@ -110,6 +111,8 @@ def _with_payments(qs: Any) -> Any:
 
 
 class OrderListCreateView(ApiView):
+    throttle_classes = [OrderPaymentThrottle]
+
     @extend_schema(
         tags=["orders"],
         operation_id="orders_list",
@@ -151,6 +154,7 @@ class OrderListCreateView(ApiView):
             201: OrderCreatedSerializer,
             **error_responses(
                 *IDEMPOTENT_POST_ERRORS,
+                429,
                 502,
                 e400="`unknown_seller`, `buyer_is_seller`, `invalid_amount`, `unknown_currency`, "
                 "`unknown_method`, field errors, ...",

@@ -20,6 +20,19 @@ class PaymentRateThrottle(ScopedRateThrottle):
         return settings.API_THROTTLE_RATES
 
 
+class OrderPaymentThrottle(PaymentRateThrottle):
+    """``POST /api/orders`` with a ``payment_method`` opens a payment (and a provider object):
+    it counts against the same ``payments`` bucket as ``POST .../payment-transactions``, so
+    the limit cannot be sidestepped by creating orders. Other requests pass."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        data = request.data if request.method == "POST" else None
+        if not isinstance(data, dict) or not data.get("payment_method"):
+            return True
+        view.throttle_scope = "payments"
+        return super().allow_request(request, view)
+
+
 class CallerRateThrottle(SimpleRateThrottle):
     """One bucket per caller: the user when authenticated, else the client address as the
     proxy setting (``NUM_PROXIES``) defines it, so a rotating X-Forwarded-For does not make

@@ -115,6 +115,23 @@ def test_throttling_gives_429_with_retry_after(buyer_api, order, settings):
     assert r.status_code == 201
 
 
+def test_orders_with_a_payment_share_the_payments_limit(buyer_api, seller, order, settings):
+    """Creating orders with a payment method cannot sidestep the payment-creation limit."""
+    settings.API_THROTTLE_RATES = {**settings.API_THROTTLE_RATES, "payments": "3/minute"}
+    body = {"seller_id": seller.pk, "amount": "10", "currency": "USD", "payment_method": "fiat"}
+    codes = [buyer_api.post_json("/api/orders", body).status_code for _ in range(3)]
+    assert codes == [201, 201, 201]
+    assert buyer_api.post_json("/api/orders", body).status_code == 429
+    r = buyer_api.post_json(
+        f"/api/orders/{order.id}/payment-transactions", {"payment_method": "fiat"}
+    )
+    assert r.status_code == 429  # the same bucket
+    # orders without a payment, and reads, are not payment creations
+    plain = {k: v for k, v in body.items() if k != "payment_method"}
+    assert buyer_api.post_json("/api/orders", plain).status_code == 201
+    assert buyer_api.get("/api/orders").status_code == 200
+
+
 def test_error_body_shape_is_the_same_everywhere(buyer_api, order):
     r = buyer_api.post_json(f"/api/orders/{order.id}/payment-transactions", {})
     body = r.json()
