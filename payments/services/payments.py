@@ -304,17 +304,21 @@ def payment_set_status(
     details: dict[str, Any] | None = None,
 ) -> PaymentTransaction:
     """Staff setting a payment's status by hand. ``cancelled`` cancels with the provider first
-    (``payment_cancel``); ``confirmed``, ``failed`` and ``expired`` on an open payment belong to
-    its provider (409 ``status_owned_by_provider``) unless the provider is a manual one; other
-    states go through ``payment_update_status``."""
+    (``payment_cancel``). ``confirmed`` never rests on anyone's word: a provider-backed payment
+    is re-read from its provider and confirmed only on its evidence (409
+    ``provider_disagrees`` otherwise); a payment no provider can show (a manual one, e.g. a
+    bank transfer recorded by hand) needs a second staff member's approval. ``failed`` and
+    ``expired`` belong to the provider of a provider-backed payment (409
+    ``status_owned_by_provider``). Other states go through ``payment_update_status``."""
     if status == P.CANCELLED:
         return payment_cancel(payment_id=payment_id, actor=actor, reason=reason)
     payment = payment_get(payment_id)
-    if (
-        status in PROVIDER_OWNED_STATES
-        and payment.status in OPEN_STATES
-        and payment.provider not in MANUAL_PROVIDERS
-    ):
+    manual = payment.provider in MANUAL_PROVIDERS
+    if status == P.CONFIRMED and not manual:
+        return _confirm_on_provider_evidence(payment, actor=actor, reason=reason)
+    if status == P.CONFIRMED:
+        return _confirm_by_two_staff(payment, actor=actor, reason=reason, details=details)
+    if status in PROVIDER_OWNED_STATES and not manual:
         raise Conflict(
             f"A {payment.provider} payment becomes {status} through its provider only.",
             code="status_owned_by_provider",
@@ -322,6 +326,68 @@ def payment_set_status(
         )
     return payment_update_status(
         payment_id=payment_id, status=status, actor=actor, reason=reason, details=details
+    )
+
+
+def _confirm_on_provider_evidence(
+    payment: PaymentTransaction, *, actor: Actor, reason: str
+) -> PaymentTransaction:
+    result = get_provider(payment.provider).fetch_payment(payment_data(payment))
+    if result.outcome != Outcome.SUCCEEDED:
+        raise Conflict(
+            "The provider does not show this payment paid.",
+            code="provider_disagrees",
+            details={"provider": payment.provider, "provider_status": result.raw_status},
+        )
+    return payment_apply_result(
+        payment_id=payment.id,
+        result=result,
+        actor=actor,
+        details={"reason": reason, "confirmed_by": "staff on the provider's evidence"},
+    )
+
+
+def _confirm_by_two_staff(
+    payment: PaymentTransaction,
+    *,
+    actor: Actor,
+    reason: str,
+    details: dict[str, Any] | None,
+) -> PaymentTransaction:
+    """The first staff member's request is recorded (and audited); a different one confirms."""
+    staff_id = getattr(actor.user, "pk", None)
+    if staff_id is None:
+        raise Conflict("A manual confirmation is made by staff.", code="staff_required")
+    with transaction.atomic():
+        _, locked = lock_payment(payment.id)
+        asked = locked.provider_data.get("manual_confirmation") or {}
+        if not asked:
+            locked.provider_data = {
+                **locked.provider_data,
+                "manual_confirmation": {"requested_by": staff_id, "reason": reason},
+            }
+            locked.save(update_fields=["provider_data", "updated_at"])
+            record_event(
+                order_id=locked.order_id,
+                entity="payment",
+                action="confirmation_requested",
+                actor=actor,
+                payment_id=locked.id,
+                details={"reason": reason, **(details or {})},
+            )
+            return locked
+        if asked.get("requested_by") == staff_id:
+            raise Conflict(
+                "A second staff member must approve this confirmation.",
+                code="second_approval_required",
+                details={"requested_by": asked.get("requested_by")},
+            )
+    return payment_update_status(
+        payment_id=payment.id,
+        status=P.CONFIRMED,
+        actor=actor,
+        reason=reason,
+        details={"requested_by": asked.get("requested_by"), **(details or {})},
     )
 
 

@@ -72,7 +72,7 @@ def test_partial_refund_through_the_form_is_attributed(client, support, order):
     ("amount", "message"),
     [
         ("100.01", "At most 100.00 USD"),
-        ("abc", "not a number"),
+        ("abc", "plain decimal string"),
         ("1.001", "at most 2 decimal"),
         ("0", "greater than zero"),
     ],

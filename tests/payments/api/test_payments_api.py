@@ -110,7 +110,7 @@ def test_seller_cannot_pay(seller_api, order):
 
 
 # --- 2. PUT /api/orders/payment-transactions/{id}/status --------------------------------------
-def test_staff_updates_status(staff_api, order):
+def test_staff_updates_status(staff_api, api_for, order):
     payment = pay(order, confirm=False)
     url = f"/api/orders/payment-transactions/{payment.id}/status"
     r = staff_api.put_json(url, {"status": "processing", "reason": "seen", "details": {"a": 1}})
@@ -118,10 +118,22 @@ def test_staff_updates_status(staff_api, order):
     assert r.json()["status"] == "processing"
     event = OrderPaymentEvent.objects.filter(payment_id=payment.id).last()
     assert event.to_state == "processing" and event.details["reason"] == "seen"
+    # a payment no provider can show is confirmed by two staff members, not one
+    r = staff_api.put_json(url, {"status": "confirmed", "reason": "bank transfer seen"})
+    assert r.status_code == 200 and r.json()["status"] == "processing"
     r = staff_api.put_json(url, {"status": "confirmed"})
-    assert r.status_code == 200
+    assert r.status_code == 409 and error_code(r) == "second_approval_required"
+    second = UserFactory(username="second_staff", is_staff=True)
+    second.user_permissions.add(Permission.objects.get(codename="update_payment_status"))
+    second = type(second).objects.get(pk=second.pk)
+    r = api_for(second).put_json(url, {"status": "confirmed"})
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
     order.refresh_from_db()
     assert order.status == "paid"
+    actions = set(
+        OrderPaymentEvent.objects.filter(payment_id=payment.id).values_list("action", flat=True)
+    )
+    assert {"confirmation_requested", "confirm"} <= actions
     r = staff_api.put_json(url, {"status": "pending"})
     assert r.status_code == 409 and error_code(r) == "invalid_transition"
     r = staff_api.put_json(url, {"status": "teleported"})
@@ -145,7 +157,7 @@ def test_status_cancelled_cancels_with_the_provider_first(staff_api, order):
 
 
 @pytest.mark.parametrize("provider", ["stripe", "chain", "escrow"])
-@pytest.mark.parametrize("target", ["confirmed", "failed", "expired"])
+@pytest.mark.parametrize("target", ["failed", "expired"])
 def test_provider_owned_states_are_refused_for_provider_backed_payments(
     staff_api, order, provider, target
 ):
@@ -181,6 +193,42 @@ def test_parties_cannot_update_status(buyer_api, seller_api, order):
         assert r.status_code == 403
     payment.refresh_from_db()
     assert payment.status == "pending"
+
+
+@pytest.fixture
+def provider_backed(settings):  # type: ignore[no-untyped-def]
+    """The dummy provider under a name that is not a manual one: a provider with evidence."""
+    from payments.providers.registry import get_provider
+
+    settings.PAYMENT_PROVIDER_CLASSES = {
+        **settings.PAYMENT_PROVIDER_CLASSES,
+        "backed": "payments.providers.dummy.DummyProvider",
+    }
+    get_provider.cache_clear()
+    yield "backed"
+    get_provider.cache_clear()
+
+
+def test_staff_confirm_needs_the_providers_evidence(staff_api, order, provider_backed):
+    """Cancelled, then confirmed by hand: refused while the provider does not show it paid."""
+    payment = pay(order, confirm=False)
+    PaymentTransaction.objects.filter(pk=payment.pk).update(provider=provider_backed)
+    url = f"/api/orders/payment-transactions/{payment.id}/status"
+    assert staff_api.put_json(url, {"status": "cancelled"}).status_code == 200
+    DummyProvider.script[("fetch", str(payment.id))] = ProviderResult(
+        Outcome.CANCELLED, raw_status="canceled"
+    )
+    r = staff_api.put_json(url, {"status": "confirmed"})
+    assert r.status_code == 409 and error_code(r) == "provider_disagrees"
+    payment.refresh_from_db()
+    order.refresh_from_db()
+    assert payment.status == "cancelled" and order.status != "paid"
+    # the provider shows it paid after all (a late capture): confirmed on that evidence
+    DummyProvider.script[("fetch", str(payment.id))] = ProviderResult(
+        Outcome.SUCCEEDED, raw_status="succeeded"
+    )
+    r = staff_api.put_json(url, {"status": "confirmed"})
+    assert r.status_code == 200 and r.json()["status"] == "confirmed"
 
 
 # --- 4. retry ---------------------------------------------------------------------------------
