@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "accounts",
     "orders",
     "payments",
@@ -46,11 +47,33 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: turns a locked-out login attempt into the lockout answer (django-axes)
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+# Password logins (the back office) go through django-axes first: after AXES_FAILURE_LIMIT
+# failures for one username, or from one client address, logins are refused for
+# AXES_COOLOFF_MINUTES, even with the right password. API tokens are not passwords: unaffected.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+#: Proxies in front of the web processes whose X-Forwarded-For entries are trusted for the
+#: client address (0: none, REMOTE_ADDR is the client; behind one load balancer: 1). Used by
+#: the API's rate limits and by the login lockout alike.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+AXES_IPWARE_PROXY_COUNT = NUM_PROXIES or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if NUM_PROXIES else ("REMOTE_ADDR",)
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [
@@ -285,9 +308,7 @@ PAYMENT_STATUS_CACHE_SECONDS = env.int("PAYMENT_STATUS_CACHE_SECONDS", default=3
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.ExactJSONParser"]
 REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "orders.api.OrderPagination"
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = API_THROTTLE_RATES
-#: Proxies in front of the web processes whose X-Forwarded-For entries are trusted for the
-#: client address (0: none, REMOTE_ADDR is the client; behind one load balancer: 1).
-REST_FRAMEWORK["NUM_PROXIES"] = env.int("NUM_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = NUM_PROXIES
 REST_FRAMEWORK["NON_FIELD_ERRORS_KEY"] = "non_field_errors"
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update(
