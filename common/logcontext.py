@@ -14,6 +14,8 @@ from typing import Any
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 order_id_var: ContextVar[str] = ContextVar("order_id", default="")
 payment_id_var: ContextVar[str] = ContextVar("payment_id", default="")
+#: the client address of the request being served (security events read it; not logged)
+client_ip_var: ContextVar[str] = ContextVar("client_ip", default="")
 
 _VARS = {"request_id": request_id_var, "order_id": order_id_var, "payment_id": payment_id_var}
 

@@ -20,7 +20,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 
-from common.logcontext import current, log_context, order_id_var, payment_id_var
+from common.clients import client_address
+from common.logcontext import (
+    client_ip_var,
+    current,
+    log_context,
+    order_id_var,
+    payment_id_var,
+)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
@@ -39,6 +46,7 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         # order/payment ids start empty for each request; process_view binds them from the URL
         order_token, payment_token = order_id_var.set(""), payment_id_var.set("")
+        ip_token = client_ip_var.set(client_address(request))
         try:
             with log_context(request_id=request_id):
                 response = self.get_response(request)
@@ -55,6 +63,7 @@ class RequestIdMiddleware:
         finally:
             order_id_var.reset(order_token)
             payment_id_var.reset(payment_token)
+            client_ip_var.reset(ip_token)
         response[REQUEST_ID_HEADER] = request_id
         return response
 

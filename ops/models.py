@@ -30,9 +30,20 @@ class SecurityEvent(models.Model):
     path = models.CharField(max_length=500, blank=True)
     request_id = models.CharField(max_length=128, blank=True, db_index=True)
     details = models.JSONField(default=dict, blank=True)
+    # Aggregation: one row per kind, source (client address, else username) and minute; a
+    # flood of refused requests adds to ``count`` instead of writing a row each.
+    source = models.CharField(max_length=160, blank=True)
+    minute = models.DateTimeField(null=True, blank=True, db_index=True)
+    count = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "source", "minute"], name="security_event_one_row_per_minute"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.kind} {self.username or self.path}"

@@ -95,6 +95,12 @@ def schedule() -> list[Job]:
             description="Delete idempotency keys past their retention (at least 24 hours).",
         ),
         Job(
+            "prune security events",
+            "ops.prune_security_events",
+            86400,
+            description="Delete security events past SECURITY_EVENT_RETENTION_DAYS.",
+        ),
+        Job(
             "check alerts",
             "ops.check_alerts",
             60,

@@ -330,6 +330,8 @@ SPECTACULAR_SETTINGS.update(
 )
 # --- Operations: jobs, retries, health, metrics, alerts, security audit, logs ----------------
 INSTALLED_APPS.append("ops")
+#: Security events older than this are deleted by the daily prune job.
+SECURITY_EVENT_RETENTION_DAYS = env.int("SECURITY_EVENT_RETENTION_DAYS", default=90)
 #: collectors of other apps that /metrics serves beside its own
 METRICS_COLLECTORS = ["receipts.metrics.ReceiptBacklogCollector"]
 #: what payment-status lists as an order's receipts: (order_id=) -> [summary dict]
