@@ -10,12 +10,24 @@ from uuid import UUID
 
 from django.db import transaction
 
+from common.money import get_currency
 from orders.audit import Actor
 from orders.models import Order
 from orders.services import order_create
 from payments.models import PaymentTransaction
 from payments.providers.base import ProviderResult
+from payments.providers.registry import provider_for_method
 from payments.services.payments import payment_claim_transaction, payment_create, payment_start
+
+
+def _check_request(method: str, currency: str, details: dict[str, Any] | None) -> None:
+    """A request that cannot succeed is a 400 before any row is written (no order left
+    behind, no email, no attempt counted): an unknown or disabled method, or what the method's
+    provider refuses up front (a currency or token its chain does not accept)."""
+    provider = provider_for_method(method)
+    check = getattr(provider, "check_request", None)
+    if check is not None:
+        check(get_currency(currency).code, details or {})
 
 
 def _begin(
@@ -43,6 +55,9 @@ def checkout_payment_open(
     transaction_hash: str | None = None,
 ) -> tuple[PaymentTransaction, ProviderResult]:
     """A new payment on an order: recorded (committed), then opened with its provider."""
+    order_currency = Order.objects.values_list("currency", flat=True).filter(pk=order_id).first()
+    if order_currency is not None:
+        _check_request(method, currency or order_currency, details)
     payment = payment_create(
         order_id=order_id,
         method=method,
@@ -71,6 +86,8 @@ def checkout_order_create(
 ) -> tuple[Order, PaymentTransaction | None, ProviderResult | None]:
     """The order and (with ``method``) its first payment in one transaction; the provider is
     asked after that commit. Returns (order, payment, provider result)."""
+    if method:
+        _check_request(method, currency, details)
     with transaction.atomic(durable=True):
         order = order_create(
             buyer=buyer,

@@ -101,6 +101,11 @@ class _ChainBase:
     method = "crypto"
 
     # --- creating -------------------------------------------------------------------------
+    def check_request(self, currency: str, details: dict[str, Any]) -> None:
+        """Refuse, before anything is written, what ``create_payment`` would refuse: an
+        unknown chain, or a currency the chain does not accept (``ValidationFailed``)."""
+        get_chain(details.get("chain_id")).asset_for_currency(currency)
+
     def create_payment(self, payment: PaymentData) -> ProviderResult:
         request = _request(payment)
         chain = _chain(request.get("chain_id") or payment.chain_id)

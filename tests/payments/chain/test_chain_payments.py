@@ -18,7 +18,7 @@ from payments.providers.chain import client as rpc
 from payments.services.payments import payment_claim_transaction
 from payments.webhooks.chain import sign
 from payments.webhooks.inbox import WebhookSignatureError, webhook_receive
-from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, start_payment
+from tests.payments.chain.conftest import CONFIRMATIONS, PAYER, chain_order, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -415,3 +415,25 @@ def test_the_cursor_stores_the_head_it_saw(chain_env):
     cursor = ChainCursor.objects.get(chain_id=chain_env.chain_id)
     assert cursor.head_number == report.head == chain_env.w3.eth.block_number
     assert cursor.block_number <= cursor.head_number
+
+
+def test_a_currency_the_chain_does_not_accept_is_refused_before_writing(
+    chain_env, buyer, seller, mailoutbox
+):
+    """400 before any row: no order left as payment_failed, no email, no attempt counted."""
+    from payments.services.checkout import checkout_order_create
+
+    for currency, details in (("DAI", {}), ("USDC", {"chain_id": 999})):
+        with pytest.raises(ValidationFailed) as err:
+            checkout_order_create(
+                buyer=buyer,
+                seller_id=seller.pk,
+                amount="10",
+                currency=currency,
+                actor=Actor.for_user(buyer),
+                method="crypto",
+                details={"payer_address": PAYER, **details},
+            )
+        assert err.value.code in ("unsupported_currency", "unsupported_chain")
+    assert Order.objects.count() == 0 and PaymentTransaction.objects.count() == 0
+    assert mailoutbox == []
