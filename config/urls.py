@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("config.ops_urls")),
     path("", include("payments.webhooks.urls")),
     path("", include("receipts.urls")),
+    path("", include("accounts.urls")),
     path("", include("payments.api.urls")),
 ]
 

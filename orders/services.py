@@ -6,10 +6,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.services import seller_for_order
 from common.errors import NotFound, ValidationFailed
 from common.money import check_maximum, get_currency, parse_amount
 from orders.audit import Actor, apply_transition, record_event
@@ -36,17 +36,9 @@ def order_create(
         raise ValidationFailed(
             f"items must be a list of at most {MAX_ITEMS}.", code="invalid_items"
         )
-    seller = None
-    if (isinstance(seller_id, int) and not isinstance(seller_id, bool)) or (
-        isinstance(seller_id, str) and seller_id.isdigit() and len(seller_id) < 19
-    ):
-        seller = get_user_model().objects.filter(pk=int(seller_id), is_active=True).first()
-    if seller is None:
-        raise ValidationFailed(
-            "Unknown seller.", code="unknown_seller", details={"seller_id": str(seller_id)[:32]}
-        )
-    if seller.pk == buyer.pk:
+    if str(seller_id) == str(buyer.pk):
         raise ValidationFailed("A buyer cannot buy from themselves.", code="buyer_is_seller")
+    seller = seller_for_order(seller_id)
     with transaction.atomic():
         order = Order.objects.create(
             buyer=buyer,

@@ -5,7 +5,7 @@ from django.db import connection
 
 from orders.audit import Actor
 from payments.providers.dummy import DummyProvider
-from tests.factories import OrderFactory, UserFactory
+from tests.factories import OrderFactory, SellerFactory, UserFactory
 
 
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
@@ -42,7 +42,7 @@ def buyer(db):
 
 @pytest.fixture
 def seller(db):
-    return UserFactory(username="seller")
+    return SellerFactory(username="seller")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 
+from accounts.models import SellerProfile
 from orders.models import Order
 from payments.models import PaymentTransaction
 
@@ -18,12 +19,21 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("pass-word-123")
 
 
+class SellerFactory(UserFactory):
+    """A user who has opted in to selling."""
+
+    @factory.post_generation
+    def seller_profile(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create:
+            SellerProfile.objects.get_or_create(user=obj)
+
+
 class OrderFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Order
 
     buyer = factory.SubFactory(UserFactory)
-    seller = factory.SubFactory(UserFactory)
+    seller = factory.SubFactory(SellerFactory)
     amount = Decimal("100.00")
     currency = "USD"
 

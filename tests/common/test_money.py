@@ -262,9 +262,9 @@ def test_a_json_number_with_an_exponent_is_refused():
 def test_orders_above_the_currency_maximum_are_refused(settings):
     from orders.audit import Actor
     from orders.services import order_create
-    from tests.factories import UserFactory
+    from tests.factories import SellerFactory, UserFactory
 
-    buyer, seller = UserFactory(), UserFactory()
+    buyer, seller = UserFactory(), SellerFactory()
     settings.MAX_AMOUNTS = {**settings.MAX_AMOUNTS, "USD": "1000"}
     with pytest.raises(ValidationFailed) as err:
         order_create(

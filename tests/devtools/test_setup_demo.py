@@ -39,3 +39,14 @@ def test_a_given_password_wins(settings, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEMO_PASSWORD", "given-demo-password")
     assert run_setup(capsys) == "given-demo-password"
     assert get_user_model().objects.get(username="buyer").check_password("given-demo-password")
+
+
+def test_the_demo_seller_has_opted_in_and_staff_have_not(settings, tmp_path, capsys):
+    from accounts.models import SellerProfile
+
+    settings.DEBUG = True
+    settings.VAR_DIR = tmp_path
+    run_setup(capsys)
+    run_setup(capsys)
+    sellers = SellerProfile.objects.values_list("user__username", flat=True)
+    assert list(sellers) == ["seller"]

@@ -8,6 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
+from accounts.services import seller_enroll
+
 DEMO_USERS = [
     # username, is_staff, is_superuser, permissions
     ("admin", True, True, []),
@@ -54,6 +56,8 @@ class Command(BaseCommand):
                 user.user_permissions.add(
                     Permission.objects.get(content_type__app_label=app_label, codename=codename)
                 )
+            if username == "seller":
+                seller_enroll(user=user)
             token, _ = Token.objects.get_or_create(user=user)
             self.stdout.write(f"  {username:<8} id={user.pk:<3} token={token.key}")
 

@@ -13,6 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from accounts.models import SellerProfile
 from orders.models import Order
 from payments.api.idempotency import request_fingerprint
 from payments.models import IdempotencyKey, PaymentTransaction
@@ -56,6 +57,7 @@ def test_same_key_other_body_is_422(buyer_api, seller):
 
 
 def test_keys_are_per_user(api_for, buyer, seller, order):
+    SellerProfile.objects.create(user=buyer)  # each sells to the other
     api_for(buyer).post_json("/api/orders", order_body(seller), HTTP_IDEMPOTENCY_KEY="shared")
     r = api_for(seller).post_json("/api/orders", order_body(buyer), HTTP_IDEMPOTENCY_KEY="shared")
     assert r.status_code == 201 and Order.objects.count() == 3
