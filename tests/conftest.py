@@ -31,7 +31,16 @@ def _dummy_provider_reset():
 def _clear_cache():
     from django.core.cache import cache
 
-    cache.clear()
+    client = getattr(getattr(cache, "_cache", None), "get_client", None)
+    if cache.key_prefix and client is not None:
+        # Redis: only this run's keys. FLUSHDB would also empty a parallel xdist worker's
+        # throttle counters and cached answers halfway through its test.
+        redis = client(write=True)
+        keys = list(redis.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            redis.delete(*keys)
+    else:
+        cache.clear()
     yield
 
 

@@ -23,11 +23,15 @@ def node(anvil: AnvilNode) -> Iterator[AnvilNode]:
 
 
 def _transfer(node: AnvilNode, value: int = 1) -> bytes:
-    return bytes(
+    """Send a transfer; with automine on, return once it is mined (anvil answers before)."""
+    tx = bytes(
         node.w3.eth.send_transaction(
             {"from": node.accounts[7], "to": node.accounts[8], "value": value}
         )
     )
+    if node.rpc("anvil_getAutomine"):
+        node.w3.eth.wait_for_transaction_receipt(tx, timeout=30)
+    return tx
 
 
 def test_started_on_loopback_with_funded_accounts(node: AnvilNode) -> None:
@@ -97,7 +101,7 @@ def test_reorg_can_move_a_signed_transaction_to_another_block(node: AnvilNode) -
         }
     )
     tx = bytes(w3.eth.send_raw_transaction(signed.raw_transaction))
-    first = w3.eth.get_transaction_receipt(tx)
+    first = w3.eth.wait_for_transaction_receipt(tx, timeout=30)
     node.mine(2)
 
     node.reorg(3, txs=[(signed.raw_transaction, 2)])  # same transaction, two blocks later

@@ -62,10 +62,10 @@ def signed_transfer(env, value: int) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def test_reorg_two_blocks_deep_before_the_required_depth(chain_env, buyer, seller):  # noqa: F811
-    node, w3 = chain_env.node, chain_env.w3
+    node = chain_env.node
     payment = start_payment(chain_order(buyer, seller), "crypto")
     raw = signed_transfer(chain_env, 5 * 10**17)
-    tx_hash = "0x" + bytes(w3.eth.send_raw_transaction(raw)).hex()
+    tx_hash = chain_env.send_raw(raw)
     payment = claim(payment, tx_hash)
     node.mine(1)  # two confirmations of the three required
     chain_env.poll()
@@ -80,7 +80,7 @@ def test_reorg_two_blocks_deep_before_the_required_depth(chain_env, buyer, selle
     chain_env.poll()
     assert reload(payment).status == "pending" and confirms(payment) == 0
 
-    w3.eth.send_raw_transaction(raw)  # mined again later
+    chain_env.send_raw(raw)  # mined again later
     chain_env.poll()
     node.mine(CONFIRMATIONS)
     chain_env.poll()

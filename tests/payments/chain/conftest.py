@@ -56,7 +56,18 @@ class ChainEnv:
     def send(self, sender: str, to: str, value: int = 0, data: str = "0x", **extra: Any) -> str:
         cs = self.w3.to_checksum_address
         tx = {"from": cs(sender), "to": cs(to), "value": value, "data": data, **extra}
-        return "0x" + bytes(self.w3.eth.send_transaction(tx)).hex()
+        return self.mined("0x" + bytes(self.w3.eth.send_transaction(tx)).hex())
+
+    def send_raw(self, raw: bytes) -> str:
+        """Send a signed transaction; its hash, once mined where automine is on."""
+        return self.mined("0x" + bytes(self.w3.eth.send_raw_transaction(raw)).hex())
+
+    def mined(self, tx_hash: str) -> str:
+        if self.node.rpc("anvil_getAutomine"):
+            # anvil answers before its automine has mined the block: wait, or a poll right
+            # after may not see the transaction yet.
+            self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+        return tx_hash
 
     def send_requests(self, payment: PaymentTransaction, sender: str | None = None) -> list[str]:
         requests_ = payment.provider_data["instructions"]["transaction_requests"]

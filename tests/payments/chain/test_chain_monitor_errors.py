@@ -75,7 +75,7 @@ def test_a_malformed_transfer_log_is_not_a_server_error(chain_env, buyer, seller
         "data": short_transfer_log_init_code(PAYER, chain_env.receiving),
     }
     tx_hash = "0x" + bytes(chain_env.w3.eth.send_transaction(tx)).hex()
-    receipt = chain_env.w3.eth.get_transaction_receipt(tx_hash)
+    receipt = chain_env.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
     [log] = receipt["logs"]
     assert len(log["topics"]) == 3 and len(log["data"]) == 1
     raw = {"topics": ["0x" + bytes(t).hex() for t in log["topics"]], "data": "0x01"}

@@ -202,7 +202,7 @@ def test_reorg_before_depth_drops_then_confirms_exactly_once(chain_env, buyer, s
             "type": 2,
         }
     ).raw_transaction
-    tx_hash = "0x" + bytes(w3.eth.send_raw_transaction(raw)).hex()
+    tx_hash = chain_env.send_raw(raw)
     payment = claim(payment, tx_hash)
     old_block = payment.block_number
     assert payment.status == "processing"
@@ -220,7 +220,7 @@ def test_reorg_before_depth_drops_then_confirms_exactly_once(chain_env, buyer, s
     chain_env.poll()
     assert reload(payment).status == "pending"  # never confirmed without the transaction
 
-    w3.eth.send_raw_transaction(raw)  # mined again, in another block
+    chain_env.send_raw(raw)  # mined again, in another block
     chain_env.poll()
     payment = reload(payment)
     assert payment.status == "processing" and payment.block_number > old_block
@@ -247,7 +247,7 @@ def test_reorg_that_reincludes_the_transaction_moves_it_to_the_new_block(chain_e
             "type": 2,
         }
     ).raw_transaction
-    tx_hash = "0x" + bytes(w3.eth.send_raw_transaction(raw)).hex()
+    tx_hash = chain_env.send_raw(raw)
     node.mine(1)
     payment = claim(payment, tx_hash)
     old_hash = payment.block_hash
@@ -373,7 +373,7 @@ def test_claimed_hash_never_seen_expires_and_is_credited_if_mined_late(
         }
     )
     chain_env.node.set_automine(False)
-    tx_hash = "0x" + bytes(w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
+    tx_hash = chain_env.send_raw(signed.raw_transaction)
     claim(payment, tx_hash)
     chain_env.node.drop_transaction(tx_hash)
     chain_env.poll()
@@ -384,7 +384,7 @@ def test_claimed_hash_never_seen_expires_and_is_credited_if_mined_late(
     assert reload(payment).status == "expired"
 
     # the wallet broadcasts it again and it is mined, late: the money is credited, flagged
-    w3.eth.send_raw_transaction(signed.raw_transaction)
+    chain_env.send_raw(signed.raw_transaction)
     chain_env.node.mine(1)
     chain_env.poll()
     chain_env.node.mine(CONFIRMATIONS)
