@@ -30,13 +30,13 @@ class StrictSerializer(serializers.Serializer):
     """An input serializer that refuses fields it does not declare (400 ``unknown_field``), so
     no client can slip ``status``, ``fee_amount``, totals or another user's ids into a write."""
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):  # also for a nested serializer, which has no initial_data
+            unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
                     {
-                        name[:64]: [
+                        str(name)[:64]: [
                             serializers.ErrorDetail(
                                 "This field is not accepted here.", code="unknown_field"
                             )
@@ -44,7 +44,7 @@ class StrictSerializer(serializers.Serializer):
                         for name in unknown[:20]
                     }
                 )
-        return attrs
+        return super().to_internal_value(data)
 
 
 @extend_schema_field(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
@@ -32,12 +34,32 @@ class OrderPagination(PageNumberPagination):
         return settings.API_MAX_PAGE_SIZE
 
 
+class OrderItemSerializer(StrictSerializer):
+    """One line of an order: what was bought, for the parties' and support's reference."""
+
+    sku = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+        required=False,
+        help_text="The seller's stock code: letters, digits and . _ / - (at most 64).",
+    )
+    name = serializers.CharField(max_length=200, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if not attrs.get("sku") and not attrs.get("name"):
+            raise serializers.ValidationError(
+                {"sku": [serializers.ErrorDetail("Give sku or name.", code="required")]}
+            )
+        return attrs
+
+
 class OrderCreateInputSerializer(StrictSerializer):
     seller_id = serializers.IntegerField(min_value=1, max_value=MAX_DB_INT)
     amount = AmountInputField()
     currency = CurrencyInputField()
     items = serializers.ListField(
-        child=serializers.DictField(), required=False, max_length=MAX_ITEMS, default=list
+        child=OrderItemSerializer(), required=False, max_length=MAX_ITEMS, default=list
     )
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=500, default=""
@@ -60,7 +82,7 @@ class OrderSerializer(serializers.Serializer):
     amount = MoneyField()
     currency = serializers.CharField(read_only=True)
     description = serializers.CharField(read_only=True)
-    items = serializers.ListField(child=serializers.DictField(), read_only=True)
+    items = OrderItemSerializer(many=True, read_only=True)
     status = serializers.ChoiceField(choices=OrderStatus.choices, read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

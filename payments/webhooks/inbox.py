@@ -7,7 +7,6 @@ stored event. Nothing is stored without a valid signature.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from common.errors import ValidationFailed
+from common.jsonbody import json_storage_problem
 from common.tasks import enqueue_on_commit
 from payments.models import WebhookEvent
 from payments.signals import webhook_signature_rejected
@@ -64,36 +64,6 @@ def webhook_source_for(provider: str) -> WebhookSource:
         if source.provider == provider:
             return source
     raise LookupError(f"No webhook source for {provider!r}.")
-
-
-MAX_PAYLOAD_DEPTH = 64
-
-
-def json_storage_problem(value: Any) -> str:
-    """Why a parsed JSON document cannot be stored as the inbox's payload ("" when it can):
-    nested deeper than MAX_PAYLOAD_DEPTH, a NUL character or an unpaired surrogate in a string
-    (neither PostgreSQL's jsonb nor UTF-8 holds them), or a number that is not finite (Python's
-    json accepts NaN, Infinity and 1e999)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_PAYLOAD_DEPTH:
-            return f"nested deeper than {MAX_PAYLOAD_DEPTH}"
-        if isinstance(item, dict):
-            stack.extend((k, depth) for k in item)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                return "a NUL character"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "an unpaired surrogate"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "a number that is not finite"
-    return ""
 
 
 #: Field names whose values the inbox never stores (a PaymentIntent's ``client_secret``, any

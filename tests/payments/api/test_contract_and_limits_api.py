@@ -77,6 +77,61 @@ def test_huge_integer_is_400(buyer_api, seller):
     assert r.status_code == 400
 
 
+@pytest.mark.parametrize("depth", [65, 900, 12_000])
+def test_a_body_nested_deeper_than_64_is_400_everywhere(buyer_api, seller, order, depth):
+    nested = "[" * depth + "]" * depth
+    order_body = (
+        f'{{"seller_id": {seller.pk}, "amount": "5", "currency": "USD", '
+        f'"items": [{{"sku": "A", "quantity": 1, "x": {nested}}}]}}'
+    )
+    for path, raw in [
+        ("/api/orders", order_body),
+        (f"/api/orders/{order.id}/payment-transactions", f'{{"payment_method": {nested}}}'),
+        ("/api/receipts/verify", f'{{"receipt_number": {nested}}}'),
+    ]:
+        r = buyer_api.generic("POST", path, raw)
+        assert r.status_code == 400 and error_code(r) == "malformed_request", (path, r.content)
+
+
+@pytest.mark.parametrize("text", [r"a\u0000b", r"\ud800"])
+def test_a_string_no_database_stores_is_400(buyer_api, seller, text):
+    raw = (
+        f'{{"seller_id": {seller.pk}, "amount": "5", "currency": "USD", '
+        f'"items": [{{"name": "{text}"}}]}}'
+    )
+    r = buyer_api.generic("POST", "/api/orders", raw)
+    assert r.status_code == 400 and error_code(r) == "malformed_request"
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"sku": "MUG-1", "quantity": 1, "colour": "red"}],  # an undeclared field
+        [{"quantity": 2}],  # neither sku nor name
+        [{"sku": "MUG 1"}],  # not a stock code
+        [{"sku": "MUG-1", "quantity": 0}],
+        [{"name": {"nested": ["deep"]}}],
+        ["MUG-1"],
+    ],
+)
+def test_order_items_are_checked_field_by_field(buyer_api, seller, items):
+    body = {"seller_id": seller.pk, "amount": "5", "currency": "USD", "items": items}
+    r = buyer_api.post_json("/api/orders", body)
+    assert r.status_code == 400 and error_code(r) == "invalid_request"
+    assert "items" in r.json()["error"]["details"]
+
+
+def test_order_items_are_kept_as_given(buyer_api, seller):
+    items = [{"sku": "MUG-1", "quantity": 2}, {"name": "Gift wrap"}]
+    body = {"seller_id": seller.pk, "amount": "5", "currency": "USD", "items": items}
+    r = buyer_api.post_json("/api/orders", body)
+    assert r.status_code == 201
+    assert r.json()["items"] == [
+        {"sku": "MUG-1", "quantity": 2},
+        {"name": "Gift wrap", "quantity": 1},
+    ]
+
+
 def test_method_not_allowed(buyer_api, order):
     buyer_api.check_contract = False  # an undocumented method, on purpose
     r = buyer_api.generic("DELETE", f"/api/orders/{order.id}")
