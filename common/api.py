@@ -10,10 +10,12 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from common.money import CURRENCIES, format_amount
+from common.staffauth import second_factor_required, second_factor_verified
 
 MAX_DB_INT = 2**63 - 1
 
@@ -166,9 +168,21 @@ def check_body_size(request: Request) -> None:
 
 
 class ApiView(APIView):
-    """Base of the client API's views: the body size limit on every write."""
+    """Base of the client API's views: the body size limit on every write, and no session of a
+    user who needs a second factor (``STAFF_OTP_REQUIRED``) before it was verified. An API
+    token is its own credential, issued by an administrator in the back office."""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        if (
+            isinstance(request.successful_authenticator, SessionAuthentication)
+            and second_factor_required(request.user)
+            and not second_factor_verified(request.user)
+        ):
+            raise exceptions.PermissionDenied(
+                "This account needs a one-time code: sign in to the back office with it, or "
+                "use an API token.",
+                code="otp_required",
+            )
         if request.method in ("POST", "PUT", "PATCH"):
             check_body_size(request)

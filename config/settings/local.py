@@ -32,6 +32,7 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-secret")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DUMMY_PROVIDER_ENABLED = True
+STAFF_OTP_REQUIRED = env.bool("STAFF_OTP_REQUIRED", default=False)  # a password alone
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # demo data, local peers, contract tools
 
 VAR_DIR = _VAR_DIR

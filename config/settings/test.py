@@ -11,6 +11,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 DUMMY_PROVIDER_ENABLED = True
+STAFF_OTP_REQUIRED = env.bool("STAFF_OTP_REQUIRED", default=False)  # a password alone
 INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # demo data, local peers, contract tools
 PAYMENT_PROVIDERS = {"fiat": "dummy", "crypto": "dummy", "escrow": "dummy"}
 MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
