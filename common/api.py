@@ -4,16 +4,19 @@ base view."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.http import QueryDict
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from common.errors import ValidationFailed
 from common.money import CURRENCIES, format_amount
 from common.staffauth import second_factor_required, second_factor_verified
 
@@ -23,9 +26,13 @@ MAX_DB_INT = 2**63 - 1
 DECIMAL_SCHEMA = {
     "type": "string",
     "format": "decimal",
-    "pattern": r"^\d+(\.\d+)?$",
+    "pattern": r"^[0-9]+(\.[0-9]+)?$",
     "example": "100.00",
 }
+
+
+#: Fields whose JSON value is a string (DRF would also take 5 for "5", or false for a UUID).
+TEXT_FIELDS = (serializers.CharField, serializers.UUIDField, serializers.ChoiceField)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -35,6 +42,8 @@ class StrictSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):  # also for a nested serializer, which has no initial_data
             unknown = sorted(set(data) - set(self.fields))
+            if not unknown and self.json_types and not isinstance(data, QueryDict):
+                self._check_json_types(data)
             if unknown:
                 raise serializers.ValidationError(
                     {
@@ -48,10 +57,37 @@ class StrictSerializer(serializers.Serializer):
                 )
         return super().to_internal_value(data)
 
+    #: False for a serializer of query parameters, whose values are all text.
+    json_types = True
+
+    def _check_json_types(self, data: dict[str, Any]) -> None:
+        """A JSON body's strings are strings and its integers integers, as the schema says:
+        DRF would read 5 as "5" for a text field and "5" or 5.0 as 5 for an integer one."""
+        errors = {}
+        for name, field in self.fields.items():
+            value = data.get(name)
+            if value is None or field.read_only:
+                continue
+            if isinstance(field, TEXT_FIELDS) and not isinstance(value, str):
+                errors[name] = [serializers.ErrorDetail("Must be a string.", code="invalid")]
+            elif isinstance(field, serializers.IntegerField) and (
+                not isinstance(value, int) or isinstance(value, bool)
+            ):
+                errors[name] = [serializers.ErrorDetail("Must be an integer.", code="invalid")]
+        if errors:
+            raise serializers.ValidationError(errors)
+
+
+#: A decimal string above zero: digits with a non-zero one, and an optional fraction.
+POSITIVE_DECIMAL_PATTERN = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$"
+
 
 @extend_schema_field(
     {
-        "oneOf": [DECIMAL_SCHEMA, {"type": "number"}],
+        "oneOf": [
+            {**DECIMAL_SCHEMA, "pattern": POSITIVE_DECIMAL_PATTERN},
+            {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+        ],
         "description": "A decimal string (preferred) or an exact JSON number; never a float "
         "that has lost precision. Must be > 0 with at most the currency's decimals.",
     }
@@ -67,6 +103,13 @@ class AmountInputField(serializers.Field):
             raise serializers.ValidationError(self.error_messages["invalid"], code="invalid_amount")
         if isinstance(data, str) and len(data) > 64:
             raise serializers.ValidationError("Amount is too long.", code="invalid_amount")
+        if isinstance(data, str) and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", data):
+            # "" is not "the default amount": a client that means the default leaves it out
+            raise ValidationFailed(
+                'An amount is a decimal string of ASCII digits, e.g. "12.50".',
+                code="invalid_amount",
+                details={"amount": data[:64]},
+            )
         return data
 
     def to_representation(self, value: Any) -> Any:

@@ -67,6 +67,7 @@ class OrderCreateInputSerializer(StrictSerializer):
 
 
 class OrderListQuerySerializer(StrictSerializer):
+    json_types = False
     status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
     role = serializers.ChoiceField(choices=["buyer", "seller"], required=False)
     page = serializers.IntegerField(min_value=1, max_value=10**6, required=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -54,7 +55,9 @@ def analytics_period(start: Any = None, end: Any = None) -> Period:
         if isinstance(value, date):
             return value
         try:
-            return date.fromisoformat(str(value)[:10])
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)):
+                raise ValueError(value)
+            return date.fromisoformat(str(value))
         except ValueError:
             raise ValidationFailed(
                 f"{name} must be a date (YYYY-MM-DD).", code="invalid_period"

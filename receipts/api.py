@@ -9,9 +9,8 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from common.api import error_responses
+from common.api import ApiView, StrictSerializer, error_responses
 from common.errors import NotFound, ValidationFailed
 from common.money import format_amount
 from payments.api.throttling import ReceiptVerifyThrottle
@@ -19,7 +18,7 @@ from receipts.selectors import receipt_get_for_user
 from receipts.services import receipt_render_later, receipt_verify
 
 
-class ReceiptPdfView(APIView):
+class ReceiptPdfView(ApiView):
     @extend_schema(
         responses={
             (200, "application/pdf"): OpenApiTypes.BINARY,
@@ -55,9 +54,15 @@ class ReceiptPdfView(APIView):
         return response
 
 
-class VerifyInputSerializer(serializers.Serializer):
-    number = serializers.CharField(max_length=32)
-    sha256 = serializers.CharField(max_length=64)
+RECEIPT_NUMBER_PATTERN = r"^[A-Za-z]{1,8}-[0-9]{4}-[0-9]{6,12}$"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+
+class VerifyInputSerializer(StrictSerializer):
+    number = serializers.RegexField(
+        RECEIPT_NUMBER_PATTERN, max_length=32, help_text="e.g. `RCPT-2026-000042`."
+    )
+    sha256 = serializers.RegexField(SHA256_PATTERN, help_text="The PDF's SHA-256, in hex.")
 
 
 class VerifyOutputSerializer(serializers.Serializer):
@@ -69,7 +74,7 @@ class VerifyOutputSerializer(serializers.Serializer):
     currency = serializers.CharField(required=False)
 
 
-class ReceiptVerifyView(APIView):
+class ReceiptVerifyView(ApiView):
     """Whether a receipt number and the SHA-256 of a PDF belong together (anyone may ask)."""
 
     permission_classes = [AllowAny]
@@ -78,6 +83,15 @@ class ReceiptVerifyView(APIView):
     def _answer(self, data: object) -> Response:
         form = VerifyInputSerializer(data=data)
         if not form.is_valid():
+            malformed = {
+                field
+                for field, errors in form.errors.items()
+                if any(getattr(e, "code", "") in ("invalid", "max_length") for e in errors)
+            }
+            if "number" in malformed:
+                raise ValidationFailed("Not a receipt number.", code="invalid_receipt_number")
+            if "sha256" in malformed:
+                raise ValidationFailed("A SHA-256 is 64 hex digits.", code="invalid_sha256")
             raise ValidationFailed(
                 "number and sha256 are required.", code="invalid_request", details=form.errors
             )
@@ -95,14 +109,16 @@ class ReceiptVerifyView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("number", str, required=True),
-            OpenApiParameter("sha256", str, required=True),
+            OpenApiParameter("number", str, required=True, pattern=RECEIPT_NUMBER_PATTERN),
+            OpenApiParameter("sha256", str, required=True, pattern=SHA256_PATTERN),
         ],
         responses={200: VerifyOutputSerializer, **error_responses(400, 429)},
         tags=["receipts"],
     )
     def get(self, request: Request) -> Response:
-        return self._answer(request.query_params)
+        # Query strings may carry other parameters (caches, trackers): only these two count.
+        params = request.query_params
+        return self._answer({k: params[k] for k in ("number", "sha256") if k in params})
 
     @extend_schema(
         request=VerifyInputSerializer,

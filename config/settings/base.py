@@ -329,10 +329,12 @@ SPECTACULAR_SETTINGS.update(
         "SWAGGER_UI_DIST": "SIDECAR",
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
-        "PREPROCESSING_HOOKS": ["payments.api.orders.schema_drop_slash_variants"],
+        "PREPROCESSING_HOOKS": ["payments.api.schema.schema_drop_slash_variants"],
         "POSTPROCESSING_HOOKS": [
             "drf_spectacular.hooks.postprocess_schema_enums",
-            "payments.api.orders.schema_add_webhook",
+            "payments.api.schema.schema_add_webhook",
+            "payments.api.schema.schema_close_request_bodies",
+            "payments.api.schema.schema_add_links",
         ],
         "ENUM_NAME_OVERRIDES": {
             "PaymentStatusEnum": "payments.models.PaymentStatus",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
@@ -9,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.api import ApiView, DecimalStringField, error_responses
+from common.errors import ValidationFailed
 from payments.analytics import analytics_period, payment_analytics
 from payments.models import PaymentMethod
 
@@ -59,8 +61,13 @@ class PaymentAnalyticsView(ApiView):
         operation_id="payment_analytics",
         summary="Payment figures for a period (staff): success rates, confirmation times, fees",
         parameters=[
-            OpenApiParameter("start", str, description="YYYY-MM-DD, inclusive"),
-            OpenApiParameter("end", str, description="YYYY-MM-DD, inclusive"),
+            OpenApiParameter(
+                "start",
+                OpenApiTypes.DATE,
+                description="YYYY-MM-DD, inclusive; default: 30 days before `end`. Not after "
+                "`end`, and at most 366 days before it.",
+            ),
+            OpenApiParameter("end", OpenApiTypes.DATE, description="YYYY-MM-DD, inclusive."),
         ],
         responses={
             200: PaymentAnalyticsSerializer,
@@ -68,7 +75,11 @@ class PaymentAnalyticsView(ApiView):
         },
     )
     def get(self, request: Request) -> Response:
-        period = analytics_period(
-            request.query_params.get("start"), request.query_params.get("end")
-        )
+        params = request.query_params
+        for name in ("start", "end"):
+            if name in params and not params[name]:  # the back office's blank form means
+                raise ValidationFailed(  # "default"; through the API a date is a date
+                    f"{name} must be a date (YYYY-MM-DD).", code="invalid_period"
+                )
+        period = analytics_period(params.get("start"), params.get("end"))
         return Response(payment_analytics(period=period))

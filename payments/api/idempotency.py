@@ -56,6 +56,7 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     type=str,
     location=OpenApiParameter.HEADER,
     required=False,
+    pattern=r"^[!-~]{1,255}$",
     description=(
         "Optional, 1-255 printable ASCII characters, unique per request you mean. The same key "
         "with the same body replays the first response (status and body, byte for byte, with "

@@ -122,8 +122,12 @@ class OrderListCreateView(ApiView):
                 "status", str, enum=[c for c, _ in Order._meta.get_field("status").choices]
             ),
             OpenApiParameter("role", str, enum=["buyer", "seller"]),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int, description="At most API_MAX_PAGE_SIZE (100)."),
+            OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 10**6}),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 10**6},
+                description="At most API_MAX_PAGE_SIZE (100): a larger one gives that many.",
+            ),
         ],
         responses={200: OrderPageSerializer, **error_responses(400, 404)},
     )
@@ -297,52 +301,3 @@ class PaymentStatusView(ApiView):
             "receipts": receipts,
         }
         return Response(body)
-
-
-# --- OpenAPI hooks --------------------------------------------------------------------------
-def schema_drop_slash_variants(endpoints: list[Any], **kwargs: Any) -> list[Any]:
-    """Every path answers with and without a trailing slash (two routes, or one with an
-    optional slash); the schema lists it once, without."""
-    out, seen = [], set()
-    for path, *rest in endpoints:
-        path = path.rstrip("/") or path
-        method = rest[1] if len(rest) > 1 else None
-        if (path, method) not in seen:
-            seen.add((path, method))
-            out.append((path, *rest))
-    return out
-
-
-WEBHOOK_PATH = "/api/orders/payment/webhook"
-
-
-def schema_add_webhook(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
-    """Describe the provider webhook endpoint when its view does not describe itself."""
-    paths = result.setdefault("paths", {})
-    if WEBHOOK_PATH in paths or not any(p.startswith("/api/") for p in paths):
-        return result
-    error = {"$ref": "#/components/schemas/Error"}
-    paths[WEBHOOK_PATH] = {
-        "post": {
-            "operationId": "payment_webhook",
-            "summary": "Provider webhooks (Stripe, chain notifications)",
-            "description": "Called by payment providers, not by clients. The request must carry "
-            "the provider's signature header (e.g. `Stripe-Signature`); unsigned or badly signed "
-            "requests get 400 and nothing is written. A verified event is stored once (by its "
-            "provider event id) and processed in the background.",
-            "tags": ["webhooks"],
-            "security": [],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "responses": {
-                "200": {"description": "Verified and stored (or a duplicate of a stored event)."},
-                "400": {
-                    "description": "`missing_signature`, `invalid_signature`, `payload_too_large`.",
-                    "content": {"application/json": {"schema": error}},
-                },
-            },
-        }
-    }
-    return result

@@ -96,6 +96,7 @@ class PaymentTransactionCreateView(ApiView):
                 502,
                 e422=PROVIDER_REJECTED_422,
                 e409="`order_not_payable`, `payment_in_progress`, `nothing_outstanding`, "
+                "`amount_exceeds_outstanding`, `currency_mismatch`, "
                 "`transaction_hash_already_used`, `idempotency_key_in_use`.",
             ),
         },

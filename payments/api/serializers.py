@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.api import (
@@ -13,8 +15,45 @@ from common.api import (
     MoneyField,
     StrictSerializer,
 )
+from common.errors import ValidationFailed
 from payments.models import PaymentMethod, PaymentStatus, RefundStatus
 from payments.providers.chain.client import address_problem
+
+TRANSACTION_HASH_PATTERN = r"^0x[0-9a-fA-F]{64}$"
+
+
+@extend_schema_field({"type": "string", "pattern": TRANSACTION_HASH_PATTERN})
+class TransactionHashField(serializers.CharField):
+    """0x and 64 hex digits; anything else is 400 ``invalid_transaction_hash``."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if not re.fullmatch(TRANSACTION_HASH_PATTERN, value):
+            raise ValidationFailed(
+                "A transaction hash is 0x and 64 hex digits.", code="invalid_transaction_hash"
+            )
+        return value
+
+
+class PayerAddressField(serializers.CharField):
+    """A wallet address: 0x and 40 hex digits, all lower case or all upper case (the schema's
+    pattern), or in its EIP-55 checksummed mixed case (a checksum no pattern can state: a
+    mixed-case address with a wrong checksum is refused as a likely typo)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=42, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        problem = address_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem, code="invalid_payer_address")
+        return value.lower()
+
+
+extend_schema_field(
+    {"type": "string", "pattern": r"^0x([0-9a-f]{40}|[0-9A-F]{40})$", "example": "0x" + "3c" * 20}
+)(PayerAddressField)
 
 
 class MethodInputField(serializers.ChoiceField):
@@ -30,11 +69,19 @@ class MethodInputField(serializers.ChoiceField):
         )
 
 
+#: The method-specific fields, and which method takes which (none without a payment).
+CHAIN_FIELDS = ("payer_address", "chain_id", "token", "transaction_hash")
+METHOD_FIELDS = {
+    PaymentMethod.FIAT: (),
+    PaymentMethod.CRYPTO: CHAIN_FIELDS,
+    PaymentMethod.ESCROW: ("chain_id", "token", "transaction_hash"),
+}
+
+
 class MethodDetailsMixin(serializers.Serializer):
     """Method-specific fields a client may give when it creates a payment."""
 
-    transaction_hash = serializers.RegexField(
-        r"^0x[0-9a-fA-F]{64}$",
+    transaction_hash = TransactionHashField(
         required=False,
         help_text="crypto/escrow: the transaction already sent (0x and 64 hex digits).",
     )
@@ -48,19 +95,28 @@ class MethodDetailsMixin(serializers.Serializer):
         help_text="crypto/escrow: token symbol or ERC-20 address; blank for the native coin.",
     )
 
-    payer_address = serializers.CharField(
-        max_length=42,
+    payer_address = PayerAddressField(
         required=False,
         help_text="crypto (required): the wallet the buyer pays from (0x and 40 hex digits; "
         "a mixed-case address must carry its EIP-55 checksum). Only a transaction sent from "
         "it pays the payment.",
     )
 
-    def validate_payer_address(self, value: str) -> str:
-        return validate_payer_address(value)
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
+        allowed = METHOD_FIELDS.get(attrs.get("payment_method") or "", ())
+        misplaced = [name for name in CHAIN_FIELDS if name in attrs and name not in allowed]
+        if misplaced:
+            raise serializers.ValidationError(
+                {
+                    name: [
+                        serializers.ErrorDetail(
+                            "Not a field of this payment method.", code="not_for_method"
+                        )
+                    ]
+                    for name in misplaced
+                }
+            )
         if attrs.get("payment_method") == PaymentMethod.CRYPTO and not attrs.get("payer_address"):
             raise serializers.ValidationError(
                 {
@@ -78,15 +134,8 @@ class MethodDetailsMixin(serializers.Serializer):
         data = self.validated_data
         details = {k: data[k] for k in ("chain_id", "token") if k in data}
         if data.get("payer_address"):
-            details["payer_address"] = data["payer_address"].lower()
+            details["payer_address"] = data["payer_address"]
         return details
-
-
-def validate_payer_address(value: str) -> str:
-    problem = address_problem(value)
-    if problem:
-        raise serializers.ValidationError(problem, code="invalid_payer_address")
-    return value
 
 
 class PaymentCreateInputSerializer(MethodDetailsMixin, StrictSerializer):
@@ -106,14 +155,10 @@ class PaymentRetryInputSerializer(StrictSerializer):
     payment_method = MethodInputField(
         required=False, help_text="Switch to another method; default: the failed one's."
     )
-    payer_address = serializers.CharField(
-        max_length=42,
+    payer_address = PayerAddressField(
         required=False,
         help_text="crypto: the wallet the new attempt is paid from; default: the failed attempt's.",
     )
-
-    def validate_payer_address(self, value: str) -> str:
-        return validate_payer_address(value).lower()
 
 
 class RefundInputSerializer(StrictSerializer):
@@ -135,7 +180,7 @@ class MonitorInputSerializer(StrictSerializer):
     order_id = serializers.UUIDField(
         required=False, help_text="Instead of transaction_id: the order's latest payment."
     )
-    transaction_hash = serializers.CharField(max_length=100)
+    transaction_hash = TransactionHashField(help_text="The transaction sent.")
     chain_id = serializers.IntegerField(min_value=1, max_value=MAX_DB_INT, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

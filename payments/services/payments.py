@@ -82,7 +82,7 @@ def payment_create(
     with transaction.atomic():
         order = order_lock(order_id)
         if currency is not None and get_currency(currency).code != order.currency:
-            raise ValidationFailed(
+            raise Conflict(  # well-formed, but not this order's: the stored order decides
                 "The payment's currency must be the order's.",
                 code="currency_mismatch",
                 details={"order_currency": order.currency},
@@ -104,7 +104,7 @@ def payment_create(
         outstanding = order_outstanding_amount(order, payments)
         value = outstanding if amount is None else parse_amount(amount, order.currency)
         if value > outstanding:
-            raise ValidationFailed(
+            raise Conflict(
                 "The amount exceeds what is outstanding on the order.",
                 code="amount_exceeds_outstanding",
                 details={"outstanding_amount": format_amount(outstanding, order.currency)},

@@ -26,7 +26,7 @@ class PaymentWebhookView(APIView):
     renderer_classes = [JSONRenderer]
     throttle_classes: list = []
 
-    # Described in the schema by config.api.schema_add_webhook (it has no serializer).
+    # Described in the schema by payments.api.schema.schema_add_webhook (it has no serializer).
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
         try:

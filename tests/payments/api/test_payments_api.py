@@ -53,9 +53,9 @@ def test_create_transaction(buyer_api, order):
 def test_create_transaction_partial_amount_and_errors(buyer_api, order):
     url = f"/api/orders/{order.id}/payment-transactions/"
     r = buyer_api.post_json(url, {"payment_method": "fiat", "amount": "500"})
-    assert r.status_code == 400 and error_code(r) == "amount_exceeds_outstanding"
+    assert r.status_code == 409 and error_code(r) == "amount_exceeds_outstanding"
     r = buyer_api.post_json(url, {"payment_method": "fiat", "currency": "EUR"})
-    assert r.status_code == 400 and error_code(r) == "currency_mismatch"
+    assert r.status_code == 409 and error_code(r) == "currency_mismatch"
     r = buyer_api.post_json(url, {"payment_method": "bitcoin"})
     assert r.status_code == 400
     assert r.json()["error"]["details"]["payment_method"][0]["code"] == "unknown_method"

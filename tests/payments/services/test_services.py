@@ -63,8 +63,8 @@ class TestPaymentCreate:
             ({"amount": 10.5}, "invalid_amount", ValidationFailed),
             ({"amount": "1.001"}, "invalid_amount", ValidationFailed),
             ({"amount": "abc"}, "invalid_amount", ValidationFailed),
-            ({"amount": "100.01"}, "amount_exceeds_outstanding", ValidationFailed),
-            ({"currency": "EUR"}, "currency_mismatch", ValidationFailed),
+            ({"amount": "100.01"}, "amount_exceeds_outstanding", Conflict),
+            ({"currency": "EUR"}, "currency_mismatch", Conflict),
             ({"currency": "XXX"}, "unknown_currency", ValidationFailed),
             ({"method": "cheque"}, "unknown_method", ValidationFailed),
             ({"order_id": "not-a-uuid"}, "order_not_found", DomainError),
@@ -97,7 +97,7 @@ class TestPaymentCreate:
     def test_attempt_after_failure_and_outstanding_after_part_payment(self, order, actor):
         first = paid_payment(order, actor, amount="40")
         assert status(order) == "payment_pending"
-        with pytest.raises(ValidationFailed) as err:
+        with pytest.raises(Conflict) as err:
             payment_create(order_id=order.id, method="fiat", actor=actor, amount="60.01")
         assert err.value.code == "amount_exceeds_outstanding"
         assert err.value.details == {"outstanding_amount": "60.00"}
