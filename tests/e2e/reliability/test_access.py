@@ -101,6 +101,8 @@ def calls(w) -> list[tuple[str, str, dict | None]]:  # type: ignore[no-untyped-d
         ("GET", "/api/analytics/payments", None),
         ("GET", "/api/orders", None),
         ("POST", "/api/orders", {"seller_id": 1, "amount": "1.00", "currency": "USD"}),
+        ("GET", "/api/sellers/me", None),
+        ("POST", "/api/sellers/me", None),
     ]
 
 
@@ -138,7 +140,12 @@ DESIGNED = {
     ("staff", "resolve-dispute"): 403,
     ("staff", "confirm-delivery"): 403,
     ("staff", "order-dispute"): 403,
+    # nobody here has opted in to selling (404 for its profile); staff cannot opt in
+    ("staff", "api-seller-me", "POST"): 403,
 }
+
+#: Calls any signed-in user may make for themselves (they write the caller's own rows).
+OWN = {("POST", "api-orders"), ("POST", "api-seller-me")}
 
 
 def test_every_endpoint_refuses_who_may_not_act_and_writes_nothing(world):
@@ -153,9 +160,15 @@ def test_every_endpoint_refuses_who_may_not_act_and_writes_nothing(world):
     for role, client in clients.items():
         for method, url, body in calls(w):
             name = resolve(url).view_name
-            if role != "anonymous" and (method, name) == ("POST", "api-orders"):
-                continue  # any signed-in user may open an order of their own
-            expected = 401 if role == "anonymous" else DESIGNED.get((role, name), 404)
+            if role != "anonymous" and (method, name) in OWN and role != "staff":
+                continue  # any signed-in user may open an order of their own, or sell
+            if role == "staff" and (method, name) == ("POST", "api-orders"):
+                continue
+            expected = (
+                401
+                if role == "anonymous"
+                else DESIGNED.get((role, name, method), DESIGNED.get((role, name), 404))
+            )
             answer = send(client, method, url, body)
             if answer.status_code != expected:
                 wrong.append((role, method, url, answer.status_code))
