@@ -42,7 +42,9 @@ class OrderItemSerializer(StrictSerializer):
         required=False,
         help_text="The seller's stock code: letters, digits and . _ / - (at most 64).",
     )
-    name = serializers.CharField(max_length=200, required=False)
+    name = serializers.RegexField(
+        r"\S", max_length=200, required=False, help_text="Not only spaces (they are trimmed)."
+    )
     quantity = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
