@@ -3,8 +3,13 @@
 ``/healthz`` says the process answers. ``/readyz`` checks what a request needs: the database,
 the cache, the broker and each configured chain's RPC node; each check has its own status and
 public reason (``timeout``, ``connection refused``, ``unreachable``, ``check failed``; the
-error itself is logged, never answered: it may name hosts, users or URLs with keys), and one
-failure makes the answer 503 so a load balancer stops sending traffic.
+error itself is logged, never answered: it may name hosts, users or URLs with keys).
+
+Only what this node cannot serve without makes it not ready (503, so a load balancer stops
+sending it traffic): the database, the cache and the broker. A chain node that is down is the
+same for every node, and card payments and webhooks still work: the answer is 200 with
+``"status": "degraded"`` and the failing check named, and ``orderpay_dependency_up`` says it
+to Prometheus.
 """
 
 from __future__ import annotations
@@ -119,7 +124,13 @@ def _run(name: str, check: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return {"status": "ok", "ms": round((time.monotonic() - started) * 1000), **extra}
 
 
-def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
+#: The checks without which this node cannot serve a request (the others degrade it).
+ESSENTIAL = ("database", "cache", "broker")
+
+
+def readiness() -> tuple[str, dict[str, dict[str, Any]]]:
+    """``("ok" | "degraded" | "fail", checks)``: fail when an essential check fails, degraded
+    when only others (the chain nodes) do."""
     checks: dict[str, dict[str, Any]] = {
         "database": _run("database", check_database),
         "cache": _run("cache", check_cache),
@@ -128,4 +139,10 @@ def readiness() -> tuple[bool, dict[str, dict[str, Any]]]:
     for chain in configured_chains():
         name = f"chain:{chain['chain_id']}"
         checks[name] = _run(name, lambda c=chain: check_chain(c))
-    return all(c["status"] == "ok" for c in checks.values()), checks
+    for name, check in checks.items():
+        check["essential"] = name in ESSENTIAL
+    if any(checks[name]["status"] != "ok" for name in ESSENTIAL):
+        return "fail", checks
+    if any(c["status"] != "ok" for c in checks.values()):
+        return "degraded", checks
+    return "ok", checks

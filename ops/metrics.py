@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ops.health import readiness
 from ops.models import Incident, TaskCounter
 from payments.models import (
     ChainCursor,
@@ -126,6 +127,16 @@ class DatabaseCollector:
         for key in Incident.objects.filter(resolved_at__isnull=True).values_list("key", flat=True):
             incidents.add_metric([key], 1)
         yield incidents
+
+        up = GaugeMetricFamily(
+            "orderpay_dependency_up",
+            "1 when the readiness check of a dependency passes (essential: 1 for the checks "
+            "that make /readyz fail; a chain node only degrades it).",
+            labels=["check", "essential"],
+        )
+        for name, check in readiness()[1].items():
+            up.add_metric([name, str(check["essential"]).lower()], check["status"] == "ok")
+        yield up
 
         retries = CounterMetricFamily(
             "orderpay_task_retries", "Celery task retries.", labels=["task"]

@@ -24,9 +24,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    ready, checks = readiness()
+    status, checks = readiness()
     return JsonResponse(
-        {"status": "ok" if ready else "fail", "checks": checks}, status=200 if ready else 503
+        {"status": status, "checks": checks}, status=503 if status == "fail" else 200
     )
 
 

@@ -124,9 +124,25 @@ def test_readyz_checks_each_chain_rpc(client, rpc_server):
     with override_settings(CHAINS=chains):
         response = client.get("/readyz")
     body = response.json()
-    assert response.status_code == 503, body
     assert body["checks"]["chain:31337"]["status"] == "ok"
     assert body["checks"]["chain:5"]["status"] == "fail"
+    assert body["checks"]["chain:5"]["essential"] is False
+
+
+def test_a_chain_node_down_degrades_the_node_but_keeps_it_ready(client):
+    """Every web node sees the same chain node: a 503 would take card payments and webhooks
+    down with it. 200, degraded, the check named; and a gauge for Prometheus."""
+    with override_settings(
+        CHAINS=[{"chain_id": 5, "rpc_url": f"http://127.0.0.1:{closed_port()}"}]
+    ):
+        response = client.get("/readyz")
+        metrics = client.get("/metrics").content.decode()
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "degraded", body
+    assert body["checks"]["chain:5"]["status"] == "fail"
+    assert body["checks"]["database"]["essential"] is True
+    assert 'orderpay_dependency_up{check="chain:5",essential="false"} 0.0' in metrics
+    assert 'orderpay_dependency_up{check="database",essential="true"} 1.0' in metrics
 
 
 def test_readyz_fails_when_the_node_serves_another_chain(client, rpc_server):
