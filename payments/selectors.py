@@ -162,7 +162,7 @@ def payment_status_invalidate(order_id: UUID | str) -> None:
 
 
 def payment_status_invalidate_on_commit(order_id: UUID | str) -> None:
-    transaction.on_commit(lambda: payment_status_invalidate(order_id))
+    transaction.on_commit(lambda: payment_status_invalidate(order_id), robust=True)
 
 
 def payment_status_cached(

@@ -23,7 +23,7 @@ from common.tasks import enqueue_on_commit
 from orders.audit import Actor, record_event
 from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
-from payments.signals import order_payments_changed
+from payments.signals import announce, order_payments_changed
 from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence
 from receipts.pdf import receipt_pdf_bytes
 from receipts.selectors import payments_without_receipt
@@ -103,7 +103,8 @@ def _issue(
     # Like every change to an order's payments, a new receipt is announced on commit (the
     # payment-status cache starts a new generation).
     transaction.on_commit(
-        lambda: order_payments_changed.send(sender=PaymentReceipt, order_id=receipt.order_id)
+        lambda: announce(order_payments_changed, sender=PaymentReceipt, order_id=receipt.order_id),
+        robust=True,
     )
     return receipt, True
 

@@ -702,7 +702,7 @@ def apply_sent(
         if receipt is None:
             if t.raw_transaction and now - t.updated_at > REBROADCAST_AFTER:
                 # sent after the pass's transaction commits: no network call inside it
-                transaction.on_commit(partial(chain_broadcast, t.pk))
+                transaction.on_commit(partial(chain_broadcast, t.pk), robust=True)
                 CT.objects.filter(pk=t.pk).update(updated_at=now)
             elif t.purpose == CT.Purpose.MANUAL_REFUND and now - t.created_at > timedelta(
                 seconds=chain.claim_timeout_seconds

@@ -93,7 +93,7 @@ def chain_record(
             transaction_hash=tx_hash,
             raw_transaction=raw,
         )
-        transaction.on_commit(lambda: chain_broadcast(sent.pk))
+        transaction.on_commit(lambda: chain_broadcast(sent.pk), robust=True)
     return sent
 
 

@@ -38,7 +38,12 @@ from payments.selectors import (
     payment_failure_kind as payment_failure_kind,  # kept importable from here
 )
 from payments.services.sync import order_sync
-from payments.signals import order_payments_changed, payment_status_changed, refund_status_changed
+from payments.signals import (
+    announce,
+    order_payments_changed,
+    payment_status_changed,
+    refund_status_changed,
+)
 
 P = PaymentStatus
 
@@ -155,7 +160,8 @@ def announce_payment(payment: PaymentTransaction, before: str, actor: Actor) -> 
     after, pid, oid = payment.status, payment.id, payment.order_id
 
     def send() -> None:
-        payment_status_changed.send(
+        announce(
+            payment_status_changed,
             sender=PaymentTransaction,
             payment_id=pid,
             order_id=oid,
@@ -163,16 +169,17 @@ def announce_payment(payment: PaymentTransaction, before: str, actor: Actor) -> 
             to_state=after,
             actor_type=actor.type,
         )
-        order_payments_changed.send(sender=PaymentTransaction, order_id=oid)
+        announce(order_payments_changed, sender=PaymentTransaction, order_id=oid)
 
-    transaction.on_commit(send)
+    transaction.on_commit(send, robust=True)
 
 
 def announce_refund(refund: Refund, before: str) -> None:
     rid, pid, oid, after = refund.id, refund.payment_id, refund.payment.order_id, refund.status
 
     def send() -> None:
-        refund_status_changed.send(
+        announce(
+            refund_status_changed,
             sender=Refund,
             refund_id=rid,
             payment_id=pid,
@@ -180,9 +187,9 @@ def announce_refund(refund: Refund, before: str) -> None:
             from_state=before,
             to_state=after,
         )
-        order_payments_changed.send(sender=Refund, order_id=oid)
+        announce(order_payments_changed, sender=Refund, order_id=oid)
 
-    transaction.on_commit(send)
+    transaction.on_commit(send, robust=True)
 
 
 def payment_transition(
@@ -267,7 +274,10 @@ def payment_flag(
         args=(reason, details or {}),
     )
     transaction.on_commit(
-        lambda: order_payments_changed.send(sender=PaymentTransaction, order_id=payment.order_id)
+        lambda: announce(
+            order_payments_changed, sender=PaymentTransaction, order_id=payment.order_id
+        ),
+        robust=True,
     )
 
 

@@ -47,7 +47,7 @@ from payments.providers.base import FailureKind, Outcome, ProviderError, Provide
 from payments.providers.registry import get_provider
 from payments.services.core import lock_payment, payment_data, payment_flag, payment_get
 from payments.services.payments import payment_apply_result, payment_retry, payment_start
-from payments.signals import payment_retry_exhausted
+from payments.signals import announce, payment_retry_exhausted
 
 logger = logging.getLogger(__name__)
 P = PaymentStatus
@@ -149,9 +149,14 @@ def _schedule(payment_id: UUID, *, actor: Actor, now: datetime) -> str:
             )
             pid, oid, attempts = payment.id, payment.order_id, payment.attempts
             transaction.on_commit(
-                lambda: payment_retry_exhausted.send(
-                    sender=PaymentTransaction, payment_id=pid, order_id=oid, attempts=attempts
-                )
+                lambda: announce(
+                    payment_retry_exhausted,
+                    sender=PaymentTransaction,
+                    payment_id=pid,
+                    order_id=oid,
+                    attempts=attempts,
+                ),
+                robust=True,
             )
             return "exhausted"
         payment.next_retry_at = now + retry_delay(payment.attempts + 1)
