@@ -119,3 +119,54 @@ def test_processes_default_to_production_settings():
 def test_log_level_is_accepted_in_any_case(level):
     done = manage("check", DJANGO_SETTINGS_MODULE="config.settings.test", LOG_LEVEL=level)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_visibility_timeout_under_the_time_limit_is_refused():
+    done = manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        CELERY_VISIBILITY_TIMEOUT="300",
+        CELERY_TASK_TIME_LIMIT="300",
+    )
+    assert done.returncode != 0 and "CELERY_VISIBILITY_TIMEOUT" in done.stderr
+
+
+@pytest.mark.postgres
+def test_the_broker_key_prefix_keeps_two_deployments_apart(settings):
+    """Two deployments on one Redis database: each sees only its own queue."""
+    from kombu import Connection
+
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.skip("the broker is not Redis here")
+    url = settings.CELERY_BROKER_URL
+    queue = "prefix-test"
+
+    def connection(prefix: str) -> Connection:
+        return Connection(url, transport_options={"global_keyprefix": prefix})
+
+    with connection("deploy-a:") as a, connection("deploy-b:") as b:
+        qa, qb = a.SimpleQueue(queue), b.SimpleQueue(queue)
+        try:
+            qa.put({"n": 1})
+            with pytest.raises(qb.Empty):
+                qb.get(timeout=0.5)
+            message = qa.get(timeout=2)
+            assert message.payload == {"n": 1}
+            message.ack()
+        finally:
+            qa.clear()
+            qb.clear()
+            qa.close()
+            qb.close()
+
+
+def test_the_broker_key_prefix_setting_reaches_kombu():
+    done = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get('global_keyprefix'))",
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        BROKER_KEY_PREFIX="shop-eu:",
+    )
+    assert done.stdout.strip().splitlines()[-1] == "shop-eu:", done.stderr[-2000:]
