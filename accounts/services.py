@@ -34,6 +34,17 @@ def seller_enroll(*, user: Any) -> tuple[SellerProfile, bool]:
     return profile, created
 
 
+def user_grant(user: Any, *perms: str) -> None:
+    """Give ``user`` the permissions named ``app_label.codename``."""
+    from django.contrib.auth.models import Permission
+
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+
+
 def seller_for_order(seller_id: Any) -> Any:
     """The user named as an order's seller, if they can sell: active, opted in, not staff.
     Any other id (unknown, not a seller, staff, inactive) gets the same 400 ``unknown_seller``,

@@ -135,7 +135,9 @@ def _order_links(order_id: str) -> dict[str, Any]:
 
 
 def _payment_links(payment_id: str, order_id: str) -> dict[str, Any]:
+    """A payment's own operations, and its order's."""
     return {
+        **_order_links(order_id),
         "SetPaymentStatus": {
             "operationId": "payment_transaction_status_update",
             "parameters": {"transaction_id": payment_id},
@@ -144,14 +146,6 @@ def _payment_links(payment_id: str, order_id: str) -> dict[str, Any]:
             "operationId": "payment_refund",
             "parameters": {"order_id": order_id},
             "requestBody": {"transaction_id": payment_id},
-        },
-        "GetOrderOfPayment": {
-            "operationId": "orders_retrieve",
-            "parameters": {"order_id": order_id},
-        },
-        "GetPaymentStatusOfPayment": {
-            "operationId": "payment_status",
-            "parameters": {"order_id": order_id},
         },
     }
 

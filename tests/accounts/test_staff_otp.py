@@ -7,13 +7,13 @@ import io
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.authtoken.models import Token
 
+from accounts.services import user_grant
 from tests.factories import OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,11 +25,7 @@ def staff_user(username: str, *perms: str, **flags: bool):  # type: ignore[no-un
     user = UserFactory(username=username, is_staff=True, **flags)
     user.set_password(PASSWORD)
     user.save()
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
+    user_grant(user, *perms)
     return user
 
 
@@ -115,9 +111,7 @@ def test_a_permission_granted_after_a_password_sign_in_needs_the_code(client, ot
     user = staff_user("viewer", "orders.view_order")
     order = OrderFactory()
     assert sign_in(client, "viewer").status_code == 302 and in_admin(client)
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="payments", codename="refund_payment")
-    )
+    user_grant(user, "payments.refund_payment")
     assert not in_admin(client)
     r = client.get(f"/api/orders/{order.id}/payment-status")
     assert r.status_code == 403 and r.json()["error"]["code"] == "otp_required"

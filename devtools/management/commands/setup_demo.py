@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from accounts.services import seller_enroll
+from accounts.services import seller_enroll, user_grant
 
 DEMO_USERS = [
     # username, is_staff, is_superuser, permissions
@@ -36,7 +36,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         from django.conf import settings
-        from django.contrib.auth.models import Permission
 
         if not settings.DEBUG:
             raise CommandError("setup_demo is for local development (DEBUG) only.")
@@ -51,11 +50,7 @@ class Command(BaseCommand):
             if not user.check_password(password):  # a new hash would log everyone out
                 user.set_password(password)
             user.save()
-            for perm in perms:
-                app_label, codename = perm.split(".")
-                user.user_permissions.add(
-                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
-                )
+            user_grant(user, *perms)
             if username == "seller":
                 seller_enroll(user=user)
             token, _ = Token.objects.get_or_create(user=user)

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 
+from accounts.services import user_grant
 from receipts.services import receipt_issue_for_payment
 from tests.e2e.fuzz.conftest import SENT
 from tests.factories import OrderFactory, SellerFactory, UserFactory
@@ -144,15 +144,13 @@ def seed(role: str) -> tuple[str, dict[str, str]]:
     seller = SellerFactory(id=1, username="fuzz-seller")
     buyer = UserFactory(username="fuzz-buyer")
     support = UserFactory(username="fuzz-support", is_staff=True)
-    for codename in (
-        "refund_payment",
-        "review_payment",
-        "update_payment_status",
-        "view_paymenttransaction",
-    ):
-        support.user_permissions.add(
-            Permission.objects.get(content_type__app_label="payments", codename=codename)
-        )
+    user_grant(
+        support,
+        "payments.refund_payment",
+        "payments.review_payment",
+        "payments.update_payment_status",
+        "payments.view_paymenttransaction",
+    )
     paid = OrderFactory(buyer=buyer, seller=seller)
     payment = pay(paid)
     receipt, _ = receipt_issue_for_payment(payment_id=payment.id)
