@@ -85,7 +85,7 @@ POSITIVE_DECIMAL_PATTERN = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][
 @extend_schema_field(
     {
         "oneOf": [
-            {**DECIMAL_SCHEMA, "pattern": POSITIVE_DECIMAL_PATTERN},
+            {**DECIMAL_SCHEMA, "pattern": POSITIVE_DECIMAL_PATTERN, "maxLength": 64},
             {"type": "number", "minimum": 0, "exclusiveMinimum": True},
         ],
         "description": "A decimal string (preferred) or an exact JSON number; never a float "

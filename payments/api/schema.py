@@ -64,6 +64,7 @@ def schema_close_request_bodies(
     for name, component in schemas.items():
         if name.endswith("Request") and component.get("type") == "object":
             component["additionalProperties"] = False
+    _state_maxima(schemas)
     if "OrderItemRequest" in schemas:
         schemas["OrderItemRequest"]["anyOf"] = [{"required": ["sku"]}, {"required": ["name"]}]
     for name, optional_payment in [
@@ -73,6 +74,23 @@ def schema_close_request_bodies(
         if name in schemas:
             schemas[name] = _per_method(schemas[name], optional_payment)
     return result
+
+
+def _state_maxima(schemas: dict[str, Any]) -> None:
+    """Each input ``amount`` says the per-currency maxima of this deployment (MAX_AMOUNTS):
+    JSON Schema cannot tie a bound to a sibling field, so the description carries them."""
+    from django.conf import settings
+
+    maxima = ", ".join(f"{code} {limit}" for code, limit in sorted(settings.MAX_AMOUNTS.items()))
+    if not maxima:
+        return
+    for name, component in schemas.items():
+        amount = component.get("properties", {}).get("amount") if name.endswith("Request") else None
+        if isinstance(amount, dict) and "oneOf" in amount:
+            amount["description"] = (
+                f"{amount.get('description', '')} At most, per currency "
+                f"(400 `amount_too_large` above): {maxima}."
+            ).strip()
 
 
 def _per_method(component: dict[str, Any], optional_payment: bool) -> dict[str, Any]:

@@ -203,3 +203,40 @@ def test_unknown_api_urls_answer_in_the_error_format(client):
         assert response["Content-Type"] == "application/json"
         assert response.json()["error"]["code"] == "not_found"
     assert client.get("/not-api").status_code == 404  # the HTML page outside /api/
+
+
+def test_the_schema_states_the_rules_and_links_the_ids():
+    schema = openapi_schema()
+    schemas = schema["components"]["schemas"]
+    closed = [n for n, c in schemas.items() if n.endswith("Request") and c.get("type") == "object"]
+    assert closed and all(schemas[n]["additionalProperties"] is False for n in closed)
+    variants = schemas["PaymentCreateInputRequest"]["oneOf"]
+    by_method = {v["properties"]["payment_method"]["enum"][0]: v for v in variants}
+    assert "payer_address" not in by_method["fiat"]["properties"]
+    assert "payer_address" in by_method["crypto"]["required"]
+    amount = by_method["fiat"]["properties"]["amount"]
+    assert "ETH 500" in amount["description"] and amount["oneOf"][0]["maxLength"] == 64
+    created = schema["paths"]["/api/orders"]["post"]["responses"]["201"]["links"]
+    assert created["StartPayment"] == {
+        "operationId": "payment_transactions_create",
+        "parameters": {"order_id": "$response.body#/id"},
+    }
+    started = schema["paths"]["/api/orders/{order_id}/payment-transactions"]["post"]
+    assert started["responses"]["201"]["links"]["SetPaymentStatus"]["parameters"] == {
+        "transaction_id": "$response.body#/id"
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"payment_method": "fiat", "token": "USDC"},
+        {"payment_method": "fiat", "payer_address": "0x" + "ab" * 20},
+        {"payment_method": "escrow", "payer_address": "0x" + "ab" * 20},
+    ],
+)
+def test_a_field_of_another_payment_method_is_refused(buyer_api, order, body):
+    r = buyer_api.post_json(f"/api/orders/{order.id}/payment-transactions", body)
+    assert r.status_code == 400
+    [field] = [k for k in body if k != "payment_method"]
+    assert r.json()["error"]["details"][field][0]["code"] == "not_for_method"
