@@ -1,14 +1,21 @@
-"""Cross-process locks for chain work: one monitor pass per chain, one nonce at a time per
-sending address. PostgreSQL advisory locks; elsewhere (SQLite) an atomic cache ``add``."""
+"""Cross-process locks: one monitor pass per chain, one nonce at a time per sending address,
+one run at a time of each scheduled job. PostgreSQL advisory locks; elsewhere (SQLite) an
+atomic cache ``add``."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import connection
+
+logger = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _key(name: str) -> int:
@@ -44,3 +51,22 @@ def xact_lock(name: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_key(name)])
+
+
+def one_at_a_time(name: str) -> Callable[[F], F]:
+    """A scheduled job that runs at most once at a time across every worker: a run that finds
+    another one under way is skipped (returns None, logged). Two beats, or a slow run meeting
+    the next tick, no longer run a reconciliation or a sweeper twice at once."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with try_lock(f"job:{name}", timeout=3600) as acquired:
+                if not acquired:
+                    logger.info("job %s skipped: another run holds its lock", name)
+                    return None
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return decorate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from common.locks import one_at_a_time
 from notifications.services import notification_enqueue, notification_send, notifications_missing
 
 
@@ -22,6 +23,7 @@ def send_payment_notification(  # type: ignore[no-untyped-def]
 
 
 @shared_task(name="notifications.sweep_unsent", acks_late=True)
+@one_at_a_time("notifications.sweep_unsent")
 def sweep_unsent() -> int:
     """Send the emails whose enqueue was lost or whose send failed (each send is idempotent
     per event and recipient)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from common.locks import one_at_a_time
 from payments.chain.monitor import chain_poll
 from payments.providers.chain.registry import all_chains
 from payments.services.expiry import (
@@ -31,16 +32,19 @@ def process_webhook_event(self, event_id: int) -> None:  # type: ignore[no-untyp
 
 # --- beat jobs (ops issue): each runs one pass; a pass is safe to run twice -----------------
 @shared_task(name="payments.retry_failed_payments", acks_late=True)
+@one_at_a_time("payments.retry_failed_payments")
 def retry_failed_payments() -> dict[str, list[str]]:
     return retry_pass().as_dict()
 
 
 @shared_task(name="payments.expire_stale_payments", acks_late=True)
+@one_at_a_time("payments.expire_stale_payments")
 def expire_stale_payments() -> list[str]:
     return payments_expire_stale()
 
 
 @shared_task(name="payments.sweep_webhook_events", acks_late=True)
+@one_at_a_time("payments.sweep_webhook_events")
 def sweep_webhook_events() -> list[int]:
     """Enqueue again the inbox events nobody processed (the task locks the row and skips
     events already processed, so a double enqueue is harmless)."""
@@ -51,17 +55,20 @@ def sweep_webhook_events() -> list[int]:
 
 
 @shared_task(name="payments.sweep_pending_refunds", acks_late=True)
+@one_at_a_time("payments.sweep_pending_refunds")
 def sweep_pending_refunds() -> dict[str, str]:
     """Reconcile or send refunds left pending without a provider reference."""
     return refunds_sweep_pending()
 
 
 @shared_task(name="payments.cleanup_idempotency_keys")
+@one_at_a_time("payments.cleanup_idempotency_keys")
 def cleanup_idempotency_keys() -> int:
     return idempotency_keys_cleanup()
 
 
 @shared_task(name="payments.reconcile_stripe", acks_late=True)
+@one_at_a_time("payments.reconcile_stripe")
 def reconcile_stripe_task() -> int:
     """Beat job for card payments: reconciliation with Stripe."""
     return len(reconcile_stripe())

@@ -12,6 +12,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from common.errors import Conflict
+from common.locks import one_at_a_time
 from receipts.services import (
     credit_note_issue_for_refund,
     receipt_issue_for_payment,
@@ -49,6 +50,7 @@ def issue_credit_note(refund_id: str) -> str | None:
 
 
 @shared_task(name="receipts.sweep_missing_receipts", acks_late=True)
+@one_at_a_time("receipts.sweep_missing_receipts")
 def receipts_sweep() -> int:
     """Find paid payments and succeeded refunds whose issue was lost, and issue them."""
     payments, refunds = receipts_missing()
