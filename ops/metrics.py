@@ -9,13 +9,15 @@ row, which prometheus-client's multiprocess mode (one host, one shared directory
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django_celery_beat.models import PeriodicTask
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -30,11 +32,46 @@ from payments.models import (
 )
 from payments.providers.base import FailureKind
 
+logger = logging.getLogger(__name__)
 WEBHOOK_BACKLOG_STATES = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
 
 
 def _age(now: datetime, then: datetime | None) -> float:
     return max(0.0, (now - then).total_seconds()) if then else 0.0
+
+
+def broker_metrics() -> Iterator[Metric]:
+    """Messages waiting per queue and messages taken but not acknowledged, read from the Redis
+    broker at scrape time (nothing for another transport). A broker that cannot be read is
+    left out here; readiness and its gauge say it."""
+    if not str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://")):
+        return
+    from kombu import Connection
+
+    waiting = GaugeMetricFamily(
+        "orderpay_queue_messages", "Task messages waiting in a queue.", labels=["queue"]
+    )
+    options = dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+    try:
+        with Connection(
+            settings.CELERY_BROKER_URL,
+            connect_timeout=settings.READINESS_TIMEOUT,
+            transport_options=options,
+        ) as conn:
+            channel = conn.default_channel
+            for queue in settings.OPS_WATCHED_QUEUES:
+                waiting.add_metric([queue], channel._size(queue))
+            unacked = channel.client.hlen(channel.unacked_key)
+    except Exception as exc:
+        logger.warning("broker metrics unavailable: %s", type(exc).__name__)
+        return
+    yield waiting
+    yield GaugeMetricFamily(
+        "orderpay_queue_unacked",
+        "Task messages a worker took and has not acknowledged (a dead worker's come back "
+        "after CELERY_VISIBILITY_TIMEOUT).",
+        value=unacked,
+    )
 
 
 class DatabaseCollector:
@@ -149,6 +186,25 @@ class DatabaseCollector:
             target.add_metric([counter.task], counter.count)
         yield retries
         yield failures
+
+        last = GaugeMetricFamily(
+            "orderpay_job_last_success_age_seconds",
+            "Seconds since each scheduled job last finished without an error.",
+            labels=["task"],
+        )
+        for task, at in TaskCounter.objects.filter(event="success").values_list(
+            "task", "updated_at"
+        ):
+            last.add_metric([task], _age(now, at))
+        yield last
+        beat = PeriodicTask.objects.filter(enabled=True).aggregate(at=Max("last_run_at"))["at"]
+        if beat is not None:
+            yield GaugeMetricFamily(
+                "orderpay_beat_last_run_age_seconds",
+                "Seconds since beat last sent a scheduled job (beat is down when this grows).",
+                value=_age(now, beat),
+            )
+        yield from broker_metrics()
 
 
 def render_metrics() -> bytes:

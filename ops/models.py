@@ -81,7 +81,7 @@ class TaskCounter(models.Model):
     every host adds to one number and /metrics serves it from any web process."""
 
     task = models.CharField(max_length=200)
-    event = models.CharField(max_length=16)  # "retry" | "failure"
+    event = models.CharField(max_length=16)  # "retry" | "failure" | "success" (scheduled jobs)
     count = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 

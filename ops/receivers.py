@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.db.models import F
 from django.dispatch import receiver
+from django.utils import timezone
 
 from common.logcontext import order_id_var, payment_id_var, request_id_var
 from ops.models import SecurityEvent, TaskCounter
@@ -56,13 +58,17 @@ def _on_login_failed(
 def task_counter_add(task: str, event: str) -> None:
     """Add one to a counter (safe under concurrency: an UPDATE ... SET count = count + 1)."""
     with transaction.atomic():
-        updated = TaskCounter.objects.filter(task=task, event=event).update(count=F("count") + 1)
+        updated = TaskCounter.objects.filter(task=task, event=event).update(
+            count=F("count") + 1, updated_at=timezone.now()
+        )
         if not updated:
             counter, created = TaskCounter.objects.get_or_create(
                 task=task, event=event, defaults={"count": 1}
             )
             if not created:
-                TaskCounter.objects.filter(pk=counter.pk).update(count=F("count") + 1)
+                TaskCounter.objects.filter(pk=counter.pk).update(
+                    count=F("count") + 1, updated_at=timezone.now()
+                )
 
 
 def _task_name(sender: Any) -> str:
@@ -76,6 +82,26 @@ def _on_task_retry(sender: Any = None, request: Any = None, **kwargs: Any) -> No
         task_counter_add(name, "retry")
     except Exception:  # a metrics write never breaks the task's own handling
         logger.exception("could not count the retry of %s", name)
+
+
+@celery_signals.task_success.connect(dispatch_uid="ops_job_success")
+def _on_job_success(sender: Any = None, **kwargs: Any) -> None:
+    """A scheduled job's runs are counted (its row's ``updated_at`` is its last success, which
+    /metrics serves); other tasks are not, to keep a row write off every webhook's path."""
+    name = _task_name(sender)
+    if name not in _scheduled_jobs():
+        return
+    try:
+        task_counter_add(name, "success")
+    except Exception:
+        logger.exception("could not count the success of %s", name)
+
+
+@functools.cache
+def _scheduled_jobs() -> frozenset[str]:
+    from ops.schedule import scheduled_task_names
+
+    return frozenset(scheduled_task_names())
 
 
 @celery_signals.task_failure.connect(dispatch_uid="ops_task_failure")

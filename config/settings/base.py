@@ -147,6 +147,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
 # Deployments that share a Redis database keep apart by a prefix on every broker key (kombu's
 # global_keyprefix); the cache has CACHE_KEY_PREFIX.
 BROKER_KEY_PREFIX = env("BROKER_KEY_PREFIX", default="")
+#: The broker queues /metrics reports the depth of.
+OPS_WATCHED_QUEUES = env.list("OPS_WATCHED_QUEUES", default=["celery"])
 if BROKER_KEY_PREFIX:
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = BROKER_KEY_PREFIX
 
