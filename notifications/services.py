@@ -116,6 +116,18 @@ def _context(payment: PaymentTransaction, refund: Refund | None, kind: str) -> d
     return context
 
 
+#: A worker that claimed an email and has not recorded it sent within this long is presumed
+#: dead: another may send it again (the one at-most-twice window; see docs/operations.md).
+SEND_LEASE = timedelta(minutes=5)
+
+
+def _message_id(row: Notification) -> str:
+    """The same Message-ID for every attempt of one email, so a receiving server or client
+    that deduplicates by it shows a resend once."""
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "orderpay.local"
+    return f"<notification-{row.pk}@{domain}>"
+
+
 def _send_once(
     *,
     event_key: str,
@@ -126,7 +138,13 @@ def _send_once(
     subject: str,
     context: dict[str, Any],
 ) -> bool:
-    """Send one email unless it was sent for this event already; True if sent now."""
+    """Send one email unless it was sent for this event already; True if sent now.
+
+    The claim commits before the email leaves, and the email's result is recorded after, so
+    no transaction is open while the mail server is talking: a dropped database connection
+    can no longer undo the record of an email that went out (which sent it twice). A claim
+    younger than SEND_LEASE keeps other workers off it."""
+    now = timezone.now()
     with transaction.atomic():
         Notification.objects.bulk_create(
             [
@@ -149,29 +167,35 @@ def _send_once(
         )
         if row.status == Notification.Status.SENT:
             return False
-        ctx = {**context, "role": recipient.role, "recipient": recipient}
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string(f"emails/{kind}.txt", ctx),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[recipient.email],
-        )
-        message.attach_alternative(render_to_string(f"emails/{kind}.html", ctx), "text/html")
+        claimed = row.status == Notification.Status.SENDING and row.claimed_at is not None
+        if claimed and now - row.claimed_at < SEND_LEASE:
+            return False  # another worker has it
         row.attempts += 1
-        try:
-            message.send()
-        except Exception as exc:
-            row.status = Notification.Status.FAILED
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            row.save(update_fields=["status", "attempts", "last_error"])
-            failure = exc
-        else:
-            row.status = Notification.Status.SENT
-            row.sent_at = timezone.now()
-            row.last_error = ""
-            row.save(update_fields=["status", "attempts", "sent_at", "last_error"])
-            return True
-    raise failure
+        row.status = Notification.Status.SENDING
+        row.claimed_at = now
+        row.save(update_fields=["attempts", "status", "claimed_at"])
+    ctx = {**context, "role": recipient.role, "recipient": recipient}
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"emails/{kind}.txt", ctx),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[recipient.email],
+        headers={"Message-ID": _message_id(row)},
+    )
+    message.attach_alternative(render_to_string(f"emails/{kind}.html", ctx), "text/html")
+    try:
+        message.send()
+    except Exception as exc:
+        Notification.objects.filter(pk=row.pk).update(
+            status=Notification.Status.FAILED,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            claimed_at=None,
+        )
+        raise
+    Notification.objects.filter(pk=row.pk).update(
+        status=Notification.Status.SENT, sent_at=timezone.now(), last_error=""
+    )
+    return True
 
 
 def notification_send(
