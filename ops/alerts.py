@@ -16,11 +16,11 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from ops.metrics import WEBHOOK_BACKLOG_STATES
-from ops.models import Incident
+from ops.models import Incident, TaskCounter
 from orders.models import OrderPaymentEvent
 from payments.models import ChainCursor, WebhookEvent
 
@@ -97,7 +97,28 @@ def check_chain_lag() -> list[Finding]:
     return findings
 
 
-CHECKS = (check_payment_failure_rate, check_webhook_backlog, check_chain_lag)
+def check_workers_silent() -> list[Finding]:
+    """No scheduled job has finished for ALERT_WORKERS_SILENT_SECONDS (their successes are
+    recorded by the workers): every worker is stopped, or none reaches the broker."""
+    from ops.schedule import scheduled_task_names
+
+    last = TaskCounter.objects.filter(event="success", task__in=scheduled_task_names()).aggregate(
+        at=Max("updated_at")
+    )["at"]
+    if last is None:  # nothing ran yet (a new installation): nothing to compare with
+        return []
+    age = (timezone.now() - last).total_seconds()
+    return [
+        Finding(
+            "workers_silent",
+            f"No scheduled job finished for {age:.0f} s: are the workers running?",
+            age >= settings.ALERT_WORKERS_SILENT_SECONDS,
+            {"last_success_age_seconds": round(age)},
+        )
+    ]
+
+
+CHECKS = (check_payment_failure_rate, check_webhook_backlog, check_chain_lag, check_workers_silent)
 
 
 def _notify(subject: str, body: str) -> None:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django_celery_beat.schedulers import DatabaseScheduler
+
+from ops.alerts import alerts_check
 
 logger = logging.getLogger(__name__)
 LEASE_KEY = "beat:leader"
@@ -41,6 +44,7 @@ class SingleBeatScheduler(DatabaseScheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.beat_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._was_leader: bool | None = None
+        self._alerts_at = 0.0
         super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -50,4 +54,17 @@ class SingleBeatScheduler(DatabaseScheduler):
         self._was_leader = leader
         if not leader:
             return float(min(self.max_interval, max(1, settings.BEAT_LEASE_SECONDS // 3)))
+        self._evaluate_alerts()
         return float(super().tick(*args, **kwargs))
+
+    def _evaluate_alerts(self) -> None:
+        """The alerts, every ALERT_EVALUATE_SECONDS, in beat's own process: they fire when
+        every worker is stopped (the worker job ``ops.check_alerts`` stops with them)."""
+        now = time.monotonic()
+        if now - self._alerts_at < settings.ALERT_EVALUATE_SECONDS:
+            return
+        self._alerts_at = now
+        try:
+            alerts_check()
+        except Exception:  # beat keeps scheduling whatever the alert path does
+            logger.exception("beat could not evaluate the alerts")

@@ -400,6 +400,10 @@ ALERT_WEBHOOK_BACKLOG = env.int("ALERT_WEBHOOK_BACKLOG", default=100)
 ALERT_WEBHOOK_BACKLOG_AGE = timedelta(seconds=env.int("ALERT_WEBHOOK_BACKLOG_AGE_SECONDS", 900))
 ALERT_CHAIN_LAG_SECONDS = env.int("ALERT_CHAIN_LAG_SECONDS", default=120)
 ALERT_CHAIN_LAG_BLOCKS = env.int("ALERT_CHAIN_LAG_BLOCKS", default=50)
+# No scheduled job has finished for this long: the workers are stopped or cannot reach the
+# broker (the alert is evaluated by beat, in its own process, as well as by a worker job).
+ALERT_WORKERS_SILENT_SECONDS = env.int("ALERT_WORKERS_SILENT_SECONDS", default=600)
+ALERT_EVALUATE_SECONDS = env.int("ALERT_EVALUATE_SECONDS", default=60)
 
 #: Settings (and environment variables) whose values never appear in a log line.
 LOG_REDACT_NAMES = [
