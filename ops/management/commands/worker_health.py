@@ -20,10 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--worker", action="append", default=[], dest="workers")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from config.celery_app import app
+        from celery import current_app  # the project's app (config loads it with Django)
 
         try:
-            replies = app.control.ping(
+            replies = current_app.control.ping(
                 timeout=options["timeout"], destination=options["workers"] or None
             )
         except Exception as exc:  # the broker itself is unreachable
