@@ -74,7 +74,7 @@ class StaffAdminSite(AdminSite):
 
     @property
     def site_title(self) -> str:  # type: ignore[override]
-        return f"{settings.PLATFORM_NAME} back office"
+        return self.site_header
 
     def has_permission(self, request: HttpRequest) -> bool:
         """A session of a user who needs a second factor counts only once it was verified

@@ -4,7 +4,6 @@ base view."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from common.errors import ValidationFailed
-from common.money import CURRENCIES, format_amount
+from common.money import CURRENCIES, PLAIN_DECIMAL, format_amount
 from common.staffauth import second_factor_required, second_factor_verified
 
 MAX_DB_INT = 2**63 - 1
@@ -103,7 +102,7 @@ class AmountInputField(serializers.Field):
             raise serializers.ValidationError(self.error_messages["invalid"], code="invalid_amount")
         if isinstance(data, str) and len(data) > 64:
             raise serializers.ValidationError("Amount is too long.", code="invalid_amount")
-        if isinstance(data, str) and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", data):
+        if isinstance(data, str) and not PLAIN_DECIMAL.fullmatch(data):
             # "" is not "the default amount": a client that means the default leaves it out
             raise ValidationFailed(
                 'An amount is a decimal string of ASCII digits, e.g. "12.50".',

@@ -47,15 +47,15 @@ class SingleBeatScheduler(DatabaseScheduler):
         self._alerts_at = 0.0
         super().__init__(*args, **kwargs)
 
-    def tick(self, *args: Any, **kwargs: Any) -> float:
+    def tick(self, *args: Any, **kwargs: Any) -> Any:
         leader = beat_lease(self.beat_id)
         if not leader and self._was_leader is not False:
             logger.warning("beat %s waits: another beat holds the schedule", self.beat_id)
         self._was_leader = leader
         if not leader:
-            return float(min(self.max_interval, max(1, settings.BEAT_LEASE_SECONDS // 3)))
+            return min(self.max_interval, max(1, settings.BEAT_LEASE_SECONDS // 3))
         self._evaluate_alerts()
-        return float(super().tick(*args, **kwargs))
+        return super().tick(*args, **kwargs)
 
     def _evaluate_alerts(self) -> None:
         """The alerts, every ALERT_EVALUATE_SECONDS, in beat's own process: they fire when

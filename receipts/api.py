@@ -83,15 +83,11 @@ class ReceiptVerifyView(ApiView):
     def _answer(self, data: object) -> Response:
         form = VerifyInputSerializer(data=data)
         if not form.is_valid():
-            malformed = {
-                field
-                for field, errors in form.errors.items()
-                if any(getattr(e, "code", "") in ("invalid", "max_length") for e in errors)
-            }
-            if "number" in malformed:
-                raise ValidationFailed("Not a receipt number.", code="invalid_receipt_number")
-            if "sha256" in malformed:
-                raise ValidationFailed("A SHA-256 is 64 hex digits.", code="invalid_sha256")
+            given = isinstance(data, dict) and all(
+                isinstance(data.get(k), str) for k in ("number", "sha256")
+            )
+            if given:  # both there but malformed: the service names which, with its own code
+                receipt_verify(number=data["number"], sha256=data["sha256"])
             raise ValidationFailed(
                 "number and sha256 are required.", code="invalid_request", details=form.errors
             )

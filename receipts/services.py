@@ -28,7 +28,7 @@ from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence
 from receipts.pdf import receipt_pdf_bytes
 from receipts.selectors import payments_without_receipt
 
-NUMBER_RE = re.compile(r"^[A-Z]{1,8}-\d{4}-\d{6,}$")
+NUMBER_RE = re.compile(r"^[A-Z]{1,8}-[0-9]{4}-[0-9]{6,12}$")  # the API's pattern, upper case
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
