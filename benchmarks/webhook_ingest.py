@@ -215,6 +215,7 @@ def run(
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY=secrets.token_urlsafe(50),
         METRICS_TOKEN=secrets.token_urlsafe(24),
+        RECEIPTS_STORAGE_BACKEND="django.core.files.storage.FileSystemStorage",
     )
     # An empty queue in the benchmark's Redis database.
     subprocess.run(

@@ -17,6 +17,12 @@ def receipts_storage() -> Storage:
     return storages["receipts"] if "receipts" in storages.backends else storages["default"]
 
 
+def receipt_pdf_key(receipt: PaymentReceipt, filename: str = "") -> str:
+    """The one storage key of a receipt's PDF, ``receipts/<year>/<number>.pdf``: every render
+    of it (again after a crash, or on another node) writes the same key."""
+    return f"receipts/{receipt.year}/{receipt.number}.pdf"
+
+
 class ReceiptKind(models.TextChoices):
     RECEIPT = "receipt"
     CREDIT_NOTE = "credit_note"
@@ -53,7 +59,7 @@ class PaymentReceipt(models.Model):
     sequence = models.PositiveIntegerField()
     amount = AmountField()
     currency = CurrencyField()
-    pdf = models.FileField(upload_to="receipts/%Y/", blank=True, storage=receipts_storage)
+    pdf = models.FileField(upload_to=receipt_pdf_key, blank=True, storage=receipts_storage)
     sha256 = models.CharField(max_length=64, blank=True)
     issued_at = models.DateTimeField(default=timezone.now)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -65,7 +70,29 @@ def refuse_every_url(url: str, *args: Any, **kwargs: Any) -> Any:
     raise ResourceRefused(f"receipts load no resources ({url[:80]!r})")
 
 
+#: Held while SOURCE_DATE_EPOCH names one receipt's time (the environment is the process's).
+_EPOCH_LOCK = threading.Lock()
+
+
+@contextmanager
+def stamped_at(moment: datetime) -> Iterator[None]:
+    """Fonts embedded meanwhile carry ``moment`` as their modification time. fontTools stamps
+    each subset font it writes with the current second unless SOURCE_DATE_EPOCH says otherwise
+    (the reproducible-builds convention), so two renders a second apart differed in bytes."""
+    with _EPOCH_LOCK:
+        before = os.environ.get("SOURCE_DATE_EPOCH")
+        os.environ["SOURCE_DATE_EPOCH"] = str(int(moment.timestamp()))
+        try:
+            yield
+        finally:
+            if before is None:
+                del os.environ["SOURCE_DATE_EPOCH"]
+            else:
+                os.environ["SOURCE_DATE_EPOCH"] = before
+
+
 def receipt_pdf_bytes(receipt: PaymentReceipt) -> bytes:
+    """The receipt's PDF: the same bytes for the same receipt, whenever and wherever rendered."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
@@ -74,4 +101,5 @@ def receipt_pdf_bytes(receipt: PaymentReceipt) -> bytes:
             return refuse_every_url(url)
 
     fetcher = RefusingFetcher(allowed_protocols=frozenset())
-    return HTML(string=receipt_html(receipt), url_fetcher=fetcher).write_pdf()
+    with stamped_at(receipt.issued_at):
+        return HTML(string=receipt_html(receipt), url_fetcher=fetcher).write_pdf()

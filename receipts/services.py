@@ -24,7 +24,7 @@ from orders.audit import Actor, record_event
 from orders.services import order_lock
 from payments.models import PAID_STATES, PaymentTransaction, Refund, RefundStatus
 from payments.signals import announce, order_payments_changed
-from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence
+from receipts.models import PaymentReceipt, ReceiptKind, ReceiptSequence, receipt_pdf_key
 from receipts.pdf import receipt_pdf_bytes
 from receipts.selectors import payments_without_receipt
 
@@ -162,7 +162,9 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
     """Render and store the receipt's PDF if it has none (or ``force``) and keep its SHA-256.
 
     The PDF is deterministic for the same data (its dates are the receipt's), so rendering
-    again restores a lost file with the same hash.
+    again restores a lost file with the same hash. It is written under the receipt's one key
+    (``receipt_pdf_key``), so a render killed before its commit leaves nothing but that key,
+    which the next render overwrites: no renamed copies.
     """
     with transaction.atomic():
         receipt = PaymentReceipt.objects.select_for_update().get(pk=receipt_id)
@@ -174,10 +176,16 @@ def receipt_render(*, receipt_id: UUID, force: bool = False) -> PaymentReceipt:
         ):
             return receipt
         content = receipt_pdf_bytes(receipt)
+        storage, key = receipt.pdf.storage, receipt_pdf_key(receipt)
         old_name = receipt.pdf.name if receipt.pdf else ""
-        if old_name and receipt.pdf.storage.exists(old_name):
-            receipt.pdf.storage.delete(old_name)
-        receipt.pdf.save(f"{receipt.number}.pdf", ContentFile(content), save=False)
+        if old_name and old_name != key and storage.exists(old_name):
+            storage.delete(old_name)  # a PDF stored under an earlier naming
+        if storage.get_available_name(key) != key:  # a storage that renames rather than overwrites
+            storage.delete(key)
+        stored = storage.save(key, ContentFile(content))
+        if stored != key:
+            raise RuntimeError(f"Receipt storage wrote {stored!r}, not its key {key!r}.")
+        receipt.pdf.name = stored
         receipt.sha256 = hashlib.sha256(content).hexdigest()
         receipt.save(update_fields=["pdf", "sha256"])
     return receipt

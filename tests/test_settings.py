@@ -36,6 +36,7 @@ PRODUCTION = {
     "SECRET_KEY": SECRET,
     "METRICS_TOKEN": "metrics-" + SECRET[:24],
     "ALLOWED_HOSTS": "pay.example.com",
+    "RECEIPTS_S3_BUCKET": "pay-receipts",
 }
 
 

@@ -451,14 +451,42 @@ EXPLORER_URLS: dict[int, str] = {
 }
 #: Stripe's dashboard: a PaymentIntent is linked as ``<base>/payments/<id>``.
 STRIPE_DASHBOARD_URL = env("STRIPE_DASHBOARD_URL", default="https://dashboard.stripe.com/test")
-#: Receipt PDFs go through this storage alias (local files by default; S3-compatible with
-#: django-storages: RECEIPTS_STORAGE_BACKEND=storages.backends.s3.S3Storage).
-STORAGES["receipts"] = {
-    "BACKEND": env(
-        "RECEIPTS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
-    ),
-    "OPTIONS": env.json("RECEIPTS_STORAGE_OPTIONS", default={}),
-}
+#: Receipt PDFs go through the "receipts" storage alias: local files here and in development,
+#: an S3-compatible bucket in production (django-storages; see ``receipts_storage_config``).
+FILE_STORAGE = "django.core.files.storage.FileSystemStorage"
+S3_STORAGE = "storages.backends.s3.S3Storage"
+
+
+def receipts_storage_config(default_backend: str) -> dict[str, object]:
+    """``STORAGES["receipts"]`` from the environment. The S3 backend takes its bucket, endpoint
+    and region from RECEIPTS_S3_*; its keys come from boto3's own chain (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, or the host's role), never from settings. Every render writes its one
+    deterministic key, so the storage overwrites rather than renaming."""
+    backend = env("RECEIPTS_STORAGE_BACKEND", default=default_backend)
+    options: dict[str, object] = {}
+    if backend == S3_STORAGE:
+        bucket = env("RECEIPTS_S3_BUCKET", default="")
+        if not bucket:
+            raise ImproperlyConfigured(
+                "Set RECEIPTS_S3_BUCKET (receipts are kept in an S3-compatible bucket), or "
+                f"RECEIPTS_STORAGE_BACKEND={FILE_STORAGE} on a single host."
+            )
+        options = {
+            "bucket_name": bucket,
+            "endpoint_url": env("RECEIPTS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env("RECEIPTS_S3_REGION", default="") or None,
+            "file_overwrite": True,
+            "default_acl": None,  # the bucket's own policy: private
+        }
+    elif backend == FILE_STORAGE:
+        options = {"allow_overwrite": True}
+    return {
+        "BACKEND": backend,
+        "OPTIONS": {**options, **env.json("RECEIPTS_STORAGE_OPTIONS", default={})},
+    }
+
+
+STORAGES["receipts"] = receipts_storage_config(FILE_STORAGE)
 RECEIPT_NUMBER_PREFIXES = {"receipt": "RCPT", "credit_note": "CN"}
 #: Addresses copied on dispute emails (comma-separated); empty: buyer and seller only.
 OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, env
+from config.settings.base import DATABASES, S3_STORAGE, STORAGES, env, receipts_storage_config
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -42,3 +42,6 @@ DATABASES = {
     **DATABASES,
     "default": {**DATABASES["default"], "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60)},
 }
+# Receipts live in a bucket every node shares (a web node on another host reads the PDF a
+# worker rendered); RECEIPTS_STORAGE_BACKEND=...FileSystemStorage keeps them on one host's disk.
+STORAGES = {**STORAGES, "receipts": receipts_storage_config(S3_STORAGE)}

@@ -15,6 +15,7 @@ def test_production_settings(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "x" * 50)
     monkeypatch.setenv("METRICS_TOKEN", "m" * 24)
     monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
+    monkeypatch.setenv("RECEIPTS_S3_BUCKET", "pay-receipts")
     monkeypatch.setenv("CSRF_TRUSTED_ORIGINS", "https://pay.example.com")
     module = importlib.import_module("config.settings.production")
     prod = importlib.reload(module)
@@ -28,6 +29,8 @@ def test_production_settings(monkeypatch):
     assert "whitenoise.middleware.WhiteNoiseMiddleware" in prod.MIDDLEWARE
     assert prod.STORAGES["staticfiles"]["BACKEND"].startswith("whitenoise.")
     assert prod.DUMMY_PROVIDER_ENABLED is False
+    assert prod.STORAGES["receipts"]["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert prod.STORAGES["receipts"]["OPTIONS"]["bucket_name"] == "pay-receipts"
     assert any(p == r"^healthz$" for p in prod.SECURE_REDIRECT_EXEMPT)
 
 
@@ -55,6 +58,7 @@ def test_production_keeps_database_connections_and_checks_them(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "x" * 50)
     monkeypatch.setenv("METRICS_TOKEN", "m" * 24)
     monkeypatch.setenv("ALLOWED_HOSTS", "pay.example.com")
+    monkeypatch.setenv("RECEIPTS_S3_BUCKET", "pay-receipts")
     monkeypatch.delenv("CONN_MAX_AGE", raising=False)
     base = importlib.import_module("config.settings.base")
     before = dict(base.DATABASES["default"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from decimal import Decimal
 
 import pytest
@@ -324,3 +325,18 @@ def test_receipts_load_no_url_not_even_a_local_file(order, tmp_path, monkeypatch
     assert "LEAKED-FILE-CONTENT" not in text
     with pytest.raises(pdf.ResourceRefused):
         pdf.refuse_every_url(f"file://{secret}")
+
+
+def test_the_same_receipt_renders_to_the_same_bytes_at_another_time(receipt):
+    """Embedded fonts carry the receipt's issue time, not the render's (fontTools stamps the
+    current second otherwise): a render an hour later has the same hash."""
+    import time_machine
+    from django.utils import timezone
+
+    from receipts.pdf import receipt_pdf_bytes
+
+    first = receipt_pdf_bytes(receipt)
+    with time_machine.travel(timezone.now() + timezone.timedelta(hours=1, seconds=7)):
+        later = receipt_pdf_bytes(receipt)
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(later).hexdigest() == receipt.sha256
+    assert "SOURCE_DATE_EPOCH" not in os.environ  # the environment is left as it was
