@@ -167,6 +167,14 @@ def filesystem_broker_options(broker_dir: Path) -> dict[str, Any]:
     }
 
 
+# kombu's Redis transport looks for messages past the visibility timeout every interval x
+# throttle seconds (10 x 10 by default: a dead worker's task waited up to 100 s more); the
+# throttle is 1, so CELERY_UNACKED_RESTORE_INTERVAL alone sets it (one small Redis query).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        unacked_restore_interval=env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+        unacked_restore_throttle=1,
+    )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS.update(filesystem_broker_options(BASE_DIR / "var" / "broker"))
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)

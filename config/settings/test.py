@@ -30,16 +30,6 @@ if DATABASES["default"]["ENGINE"] == "config.db.sqlite3":  # noqa: F405
         "NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")  # noqa: F405
     }
 
-# The reliability suite SIGKILLs a worker: its unacknowledged tasks must come back within
-# seconds. kombu's Redis transport looks for them every interval x throttle seconds (10 x 10
-# by default); CELERY_UNACKED_RESTORE_INTERVAL sets the interval, the throttle is 1 here.
-if CELERY_BROKER_URL.startswith("redis"):  # noqa: F405
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
-        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
-        "unacked_restore_throttle": 1,
-    }
-
 # pytest-xdist workers share one Redis: each keeps its own cache keys (chain back-off, rate
 # limits, payment-status), so parallel runs do not see each other's state.
 if os.environ.get("PYTEST_XDIST_WORKER") and "KEY_PREFIX" in CACHES["default"]:  # noqa: F405

@@ -24,6 +24,8 @@ from tests.payments.stripe.conftest import (  # noqa: F401
     stripe_on,
 )
 from tests.peers.celery_worker import CeleryWorker, celery_worker_process  # noqa: F401
+from tests.peers.s3 import s3_bucket, s3_server  # noqa: F401
+from tests.peers.smtp_sink import smtp_sink  # noqa: F401
 
 
 def reliability_skip_reason() -> str | None:
