@@ -1,22 +1,26 @@
-"""Webhook ingest: signed Stripe events posted at concurrency 1, 4 and 16 against gunicorn on
-PostgreSQL; then one real Celery worker (Redis) drains the backlog; pgbench's TPC-B at the
-same client counts, in the same run.
+"""Webhook ingest: wrk replays pre-signed Stripe events at 1, 4 and 16 connections against
+gunicorn on PostgreSQL; then one real Celery worker (Redis) drains the backlog; pgbench's TPC-B
+at the same client counts, in the same run.
 
-    make bench-webhooks        (python -m benchmarks.webhook_ingest [--events N])
+    make bench-webhooks        (python -m benchmarks.webhook_ingest [--seconds S] [--payments N])
 
 What is measured:
 - acknowledged: POST /api/orders/payment/webhook answered 200 (signature verified, the event
-  stored once in the inbox, the processing task enqueued to Redis on commit). Loopback HTTP,
-  one keep-alive-less connection per request from Python client threads on the same machine.
+  stored once in the inbox, the processing task enqueued to Redis on commit). wrk (Debian's
+  package) keeps its connections alive and sends each pre-signed event once
+  (benchmarks/wrk_replay.lua: thread k of n sends every n-th line of the events file); the
+  events are unique ``payment_intent.succeeded`` events over N confirmed PaymentIntents.
+- gunicorn runs as production ships it: config/gunicorn.conf.py (its max_requests recycling
+  included), WEB_CONCURRENCY=4 sync workers (BENCH_WEB_WORKERS), ``config.settings.production``
+  with a throw-away SECRET_KEY; the client sends ``X-Forwarded-Proto: https`` as the
+  TLS-terminating proxy does.
 - processed: one worker (``celery worker --concurrency 1``) runs every stored event: it
-  re-reads the PaymentIntent from localstripe over HTTP (real, on loopback; the
-  PaymentIntents were created and confirmed there first), applies it (payment -> confirmed,
-  order -> paid, audit rows) and marks the event processed. Rate = events / (last processed_at
-  - first processed_at); the follow-on tasks it enqueues (receipt PDF, e-mails) queue behind
-  the webhook backlog and are not in the figure.
-- gunicorn and the worker run ``config.settings.production`` (persistent database connections,
-  CONN_MAX_AGE, unless the environment overrides it), with a throw-away SECRET_KEY; the client
-  sends ``X-Forwarded-Proto: https`` as the TLS-terminating proxy does.
+  re-reads the PaymentIntent from localstripe over HTTP (real, on loopback), applies it
+  (payment -> confirmed, order -> paid, audit rows) and marks the event processed. Rate =
+  events / (last processed_at - first processed_at); the follow-on tasks it enqueues (receipt
+  PDF, e-mails) queue behind the webhook backlog and are not in the figure.
+- afterwards every acknowledged event is counted in the inbox (stored once) and, after the
+  drain, as processed.
 - pgbench: ``pgbench -i`` on a scratch database, then ``pgbench -c N -j N -T 10`` (TPC-B).
 """
 
@@ -28,6 +32,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +51,6 @@ from benchmarks.common import (
     django_env,
     drop_database,
     header,
-    percentile,
     setup_django,
     table,
 )
@@ -58,8 +62,13 @@ PGBENCH_SECONDS = int(os.environ.get("BENCH_PGBENCH_SECONDS", "10"))
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=200, help="events per concurrency level")
+    parser.add_argument("--seconds", type=int, default=8, help="wrk's duration per level")
+    parser.add_argument("--payments", type=int, default=200, help="PaymentIntents the events name")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed (Debian: apt-get install wrk; `make bench-webhooks` does)"
+        )
     header("webhook ingest vs pgbench TPC-B", "make bench-webhooks")
     db = database_url("webhooks")
     from tests.peers.localstripe import SECRET_KEY, start_localstripe
@@ -78,7 +87,7 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         setup_django(db, **extra)
-        run(args.events, db, extra, stripe, logdir, procs)
+        run(args.seconds, args.payments, db, extra, stripe, logdir, procs)
     finally:
         for p in procs:
             stop(p)
@@ -201,8 +210,89 @@ def pgbench(clients: int) -> tuple[float, float]:
     return tps, lat
 
 
+WRK_SCRIPT = REPO / "benchmarks" / "wrk_replay.lua"
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "4"))
+#: Events written per level: more than wrk can send in its duration, so none is sent twice.
+EVENTS_PER_SECOND_CEILING = 2500
+
+
+def events_file(path: Path, level: int, count: int, intents: list[str]) -> None:
+    """``count`` unique signed events for this level, one ``<signature>\t<body>`` per line."""
+    with path.open("w") as out:
+        for i in range(count):
+            body, signature = signed_event(level * 10_000_000 + i, intents[i % len(intents)])
+            out.write(f"{signature}\t{body.decode()}\n")
+
+
+def wrk(url: str, connections: int, seconds: int, events: Path) -> dict[str, Any]:
+    threads = min(connections, 4)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(WRK_SCRIPT),
+            url,
+            "--",
+            str(threads),
+        ],
+        env={**os.environ, "BENCH_EVENTS": str(events)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    return dict(json.loads(line[len("BENCH ") :]))
+
+
+def start_gunicorn(env: dict[str, str], logdir: Path, procs: list) -> str:  # type: ignore[type-arg]
+    port = free_port()
+    gunicorn = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "config/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "/dev/null",
+        ],
+        env={**env, "WEB_CONCURRENCY": str(WEB_WORKERS)},
+        cwd=REPO,
+        stdout=(logdir / "gunicorn.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    procs.append(gunicorn)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"{base}/healthz", timeout=2)
+            return base
+        except requests.RequestException:
+            if time.monotonic() > deadline or gunicorn.poll() is not None:
+                raise SystemExit(f"gunicorn did not start; see {logdir / 'gunicorn.log'}") from None
+            time.sleep(0.2)
+
+
 def run(
-    per_level: int, db: str, extra: dict[str, str], stripe: Any, logdir: Path, procs: list
+    seconds: int,
+    payments: int,
+    db: str,
+    extra: dict[str, str],
+    stripe: Any,
+    logdir: Path,
+    procs: list,  # type: ignore[type-arg]
 ) -> None:
     from django.db.models import Max, Min
 
@@ -225,52 +315,23 @@ def run(
         check=True,
         capture_output=True,
     )
-    total = per_level * len(LEVELS)
     t0 = time.perf_counter()
-    intents = seed_payments(total, stripe)
+    intents = seed_payments(payments, stripe)
     print(
-        f"seeded {total} payments (confirmed PaymentIntents in localstripe) "
+        f"seeded {payments} payments (confirmed PaymentIntents in localstripe) "
         f"in {time.perf_counter() - t0:.1f}s"
     )
+    files = []
+    for level_index, _ in enumerate(LEVELS):
+        path = logdir / f"events-{level_index}.txt"
+        events_file(path, level_index, EVENTS_PER_SECOND_CEILING * seconds, intents)
+        files.append(path)
 
-    port = free_port()
-    gunicorn = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "config/gunicorn.conf.py",
-            "-w",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--access-logfile",
-            "/dev/null",
-            "--max-requests",
-            "0",
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=(logdir / "gunicorn.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    procs.append(gunicorn)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/healthz", timeout=2)
-            break
-        except requests.RequestException:
-            if time.monotonic() > deadline or gunicorn.poll() is not None:
-                raise SystemExit(f"gunicorn did not start; see {logdir / 'gunicorn.log'}") from None
-            time.sleep(0.2)
+    base = start_gunicorn(env, logdir, procs)
     url = f"{base}/api/orders/payment/webhook"
-    # warm both workers (imports, connections)
-    warm = [signed_event(900000 + i, intents[0], prefix="evt_warm_") for i in range(10)]
-    post_all(url, warm, 2)
+    # warm every worker (imports, connections)
+    warm = [signed_event(900000 + i, intents[0], prefix="evt_warm_") for i in range(40)]
+    post_all(url, warm, WEB_WORKERS)
 
     create_database(database_url("pgbench"))
     subprocess.run(
@@ -278,37 +339,42 @@ def run(
     )
 
     rows = []
+    acknowledged = 0
     for level_index, c in enumerate(LEVELS):
-        chunk = intents[level_index * per_level : (level_index + 1) * per_level]
-        events = [signed_event(level_index * per_level + i, pi) for i, pi in enumerate(chunk)]
-        wall, lat, bad = post_all(url, events, c)
+        result = wrk(url, c, seconds, files[level_index])
         tps, pg_lat = pgbench(c)
-        acked = (len(events) - bad) / wall
+        ok = result["requests"] - result["non2xx"]
+        acknowledged += ok
+        wrapped = max(0, result["sent"] - EVENTS_PER_SECOND_CEILING * seconds)
         rows.append(
             [
                 c,
-                len(events),
-                bad,
-                acked,
-                percentile(lat, 50) * 1000,
-                percentile(lat, 99) * 1000,
+                result["requests"],
+                result["non2xx"] + result["socket_errors"],
+                ok / result["seconds"],
+                result["p50_ms"],
+                result["p99_ms"],
+                result["max_ms"],
                 tps,
                 pg_lat,
-                acked / tps,
+                ok / result["seconds"] / tps,
             ]
         )
-    stop(gunicorn)
+        if wrapped:
+            print(f"level {c}: {wrapped} events were sent a second time (raise the ceiling)")
+    stop(procs.pop())
 
     stored = WebhookEvent.objects.filter(event_id__startswith="evt_bench_").count()
     print(
         table(
             [
                 "clients",
-                "events",
-                "non-200",
+                "requests",
+                "errors",
                 "acked/s",
                 "p50 ms",
                 "p99 ms",
+                "max ms",
                 "pgbench tps",
                 "pgbench lat ms",
                 "ours/pgbench",
@@ -317,8 +383,9 @@ def run(
         )
     )
     print(
-        f"gunicorn -w 2 (sync workers), config/gunicorn.conf.py, config.settings.production "
-        f"(CONN_MAX_AGE={env.get('CONN_MAX_AGE', 'default')}); {stored} events in the inbox"
+        f"wrk, keep-alive; gunicorn {WEB_WORKERS} sync workers, config/gunicorn.conf.py, "
+        f"config.settings.production; {acknowledged} acknowledged, {stored} stored in the inbox"
+        + ("" if stored == acknowledged else "  <-- MISMATCH")
     )
 
     # --- one worker drains the backlog -----------------------------------------------------

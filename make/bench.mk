@@ -8,6 +8,7 @@ BENCH_ARGS ?=
 .PHONY: bench bench-webhooks bench-payment-status bench-chain bench-receipts
 
 bench-webhooks: install
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) -m benchmarks.webhook_ingest $(BENCH_ARGS)
 
 bench-payment-status: install
