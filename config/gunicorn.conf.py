@@ -28,4 +28,22 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s "%(a)s"'
-preload_app = False
+# The master loads the application once (config/wsgi.py imports every view and the webhook
+# sources); each worker, and each one that replaces a recycled worker, is a fork of it, ready
+# at once. Deploy by restarting the master (a HUP does not load new code with preload).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() in ("1", "true", "yes", "on")
+
+
+def post_worker_init(worker: object) -> None:
+    """Open this worker's database connection and broker connection before it takes its
+    first request (connections are never shared across a fork), so that request, the first
+    after a recycle too, does not pay for them."""
+    from celery import current_app
+    from django.db import connection
+
+    try:
+        connection.ensure_connection()
+        with current_app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=1)
+    except Exception:  # a dependency down: the request reports it, /readyz too
+        return

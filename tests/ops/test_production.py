@@ -52,6 +52,8 @@ def test_gunicorn_config(monkeypatch):
     assert conf["bind"] == "0.0.0.0:9001" and conf["workers"] == 3
     assert conf["timeout"] <= 60 and conf["max_requests_jitter"] > 0
     assert "x-request-id" in conf["access_log_format"]
+    assert conf["preload_app"] is True  # recycled workers fork from a loaded master
+    assert callable(conf["post_worker_init"])
 
 
 def test_production_keeps_database_connections_and_checks_them(monkeypatch):
