@@ -37,6 +37,13 @@ def in_bucket(monkeypatch, s3_server, s3_bucket):
     return storage
 
 
+def receipt_of_paid_payment(order, capture) -> PaymentReceipt:  # type: ignore[no-untyped-def]
+    """A card payment confirmed now, its receipt issued and rendered on commit."""
+    with capture(execute=True):
+        payment = paid_card_payment(order)
+    return PaymentReceipt.objects.get(payment=payment)
+
+
 def object_sha(endpoint: str, bucket: str, key: str) -> str:
     body = s3_client(endpoint).get_object(Bucket=bucket, Key=key)["Body"].read()
     return hashlib.sha256(body).hexdigest()
@@ -49,9 +56,7 @@ def test_a_receipt_is_one_object_under_its_key_and_served_from_the_bucket(
     order,
     django_capture_on_commit_callbacks,
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        payment = paid_card_payment(order)
-    receipt = PaymentReceipt.objects.get(payment=payment)
+    receipt = receipt_of_paid_payment(order, django_capture_on_commit_callbacks)
     key = f"receipts/{receipt.year}/{receipt.number}.pdf"
     assert receipt.pdf.name == key == receipt_pdf_key(receipt)
     assert bucket_keys(s3_server, s3_bucket) == [key]
@@ -79,9 +84,7 @@ def test_a_render_killed_before_its_commit_leaves_no_copy(
     monkeypatch,
     django_capture_on_commit_callbacks,
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        payment = paid_card_payment(order)
-    receipt = PaymentReceipt.objects.get(payment=payment)
+    receipt = receipt_of_paid_payment(order, django_capture_on_commit_callbacks)
     s3_client(s3_server).delete_object(Bucket=s3_bucket, Key=receipt.pdf.name)
     PaymentReceipt.objects.filter(pk=receipt.pk).update(pdf="", sha256="")
 
@@ -110,9 +113,7 @@ def test_another_node_reads_the_pdf_from_the_bucket_and_a_lost_one_is_rendered_a
     monkeypatch,
     django_capture_on_commit_callbacks,
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        payment = paid_card_payment(order)
-    receipt = PaymentReceipt.objects.get(payment=payment)
+    receipt = receipt_of_paid_payment(order, django_capture_on_commit_callbacks)
 
     other_node = bucket_storage(monkeypatch, s3_server, s3_bucket)  # its own client and session
     with other_node.open(receipt.pdf.name, "rb") as fh:

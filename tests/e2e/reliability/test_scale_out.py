@@ -32,7 +32,13 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.authtoken.models import Token
 
 from tests.e2e.reliability import cluster
-from tests.payments.stripe.conftest import WEBHOOK_PATH, WEBHOOK_SECRET, signed, stripe_event
+from tests.payments.stripe.conftest import (
+    WEBHOOK_PATH,
+    WEBHOOK_SECRET,
+    signed,
+    stripe_event,
+    wait_for,
+)
 from tests.peers.anvil import free_port
 from tests.peers.celery_worker import database_url
 from tests.peers.localstripe import SECRET_KEY
@@ -56,17 +62,6 @@ FAST_JOBS = {  # staff may edit intervals in the admin; here the sweepers run ev
 
 def figure(name: str, value: float) -> None:
     print(f"scale-out figure: {name} = {value:.1f} s")
-
-
-def wait_until(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
 
 
 def post(url: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
@@ -250,7 +245,7 @@ def test_a_burst_with_faults_on_a_scaled_out_deployment_has_every_effect_once(
 
     def faults() -> None:
         reached = deployment.hooks / "reached-webhook_processed"
-        wait_until(reached.exists, 90, "the first worker holding a webhook task")
+        wait_for(reached.exists, 90, "the first worker holding a webhook task")
         killed_worker.kill()  # SIGKILL, its pool too: the task was never acknowledged
         timings["killed"] = time.monotonic()
         for _ in range(3):
@@ -264,7 +259,7 @@ def test_a_burst_with_faults_on_a_scaled_out_deployment_has_every_effect_once(
     fault_thread.join(timeout=120)
     assert "killed" in timings, "the first worker never held a webhook task"
 
-    wait_until(
+    wait_for(
         lambda: WebhookEvent.objects.filter(status="processed").count() == PAYMENTS,
         90,
         "every webhook event processed, the killed worker's too",
@@ -279,7 +274,7 @@ def test_a_burst_with_faults_on_a_scaled_out_deployment_has_every_effect_once(
             and not Notification.objects.exclude(status="sent").exists()
         )
 
-    wait_until(settled, 120, "every payment confirmed, receipted and emailed")
+    wait_for(settled, 120, "every payment confirmed, receipted and emailed")
     assert any(terminated), "no database connection was terminated"
 
     # Orders and payments: once each, whatever was retried or delivered twice.
@@ -332,7 +327,7 @@ def test_a_burst_with_faults_on_a_scaled_out_deployment_has_every_effect_once(
     # The leading beat dies: the standby takes the schedule over within its lease.
     leader.kill()
     leader_died = time.monotonic()
-    wait_until(lambda: cluster.sent_jobs(standby), BEAT_LEASE * 4, "the standby beat sending")
+    wait_for(lambda: cluster.sent_jobs(standby), BEAT_LEASE * 4, "the standby beat sending")
     figure("standby beat sent its first job after the leader died", time.monotonic() - leader_died)
 
     # Every worker stopped: the alert fires from beat and its email arrives.
@@ -348,7 +343,7 @@ def test_a_burst_with_faults_on_a_scaled_out_deployment_has_every_effect_once(
             for m in smtp_sink.messages()
         )
 
-    wait_until(alerted, WORKERS_SILENT * 3, "the workers-silent alert email")
+    wait_for(alerted, WORKERS_SILENT * 3, "the workers-silent alert email")
     figure(
         "workers-silent alert email arrived after the last worker stopped",
         time.monotonic() - stopped,

@@ -73,6 +73,14 @@ def test_worker_killed_while_issuing_a_receipt(worker, stripe_local, order):
     assert confirm_from_stripe(payment).status == "confirmed"  # enqueues the receipt task
     worker.wait_reached("receipt_numbered")
     assert not PaymentReceipt.objects.exists()  # number taken, nothing committed
+    # The confirmation's two emails go out on the worker's other pool process meanwhile; the
+    # kill is for the receipt task (an email caught between its claim and its send would wait
+    # SEND_LEASE for the sweeper, a different scenario).
+    wait_for(
+        lambda: Notification.objects.filter(status="sent").count() == 2,
+        timeout=30,
+        what="the confirmation emails",
+    )
     worker.kill()
     worker.unblock("receipt_numbered")
     worker.start()
