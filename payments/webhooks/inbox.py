@@ -7,6 +7,7 @@ stored event. Nothing is stored without a valid signature.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,11 +114,11 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
         "event_type": verified.event_type[:128],
         "payload": strip_secrets(verified.payload),
     }
+    # The request runs in autocommit: one INSERT, no BEGIN/COMMIT round trips. Inside a
+    # caller's transaction a savepoint keeps that transaction usable after a duplicate.
+    in_transaction = transaction.get_connection().in_atomic_block
     try:
-        if transaction.get_connection().in_atomic_block:
-            with transaction.atomic():  # a savepoint: a duplicate leaves the caller's usable
-                event = WebhookEvent.objects.create(**row)
-        else:  # the request: one INSERT in autocommit, no BEGIN/COMMIT round trips
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             event = WebhookEvent.objects.create(**row)
     except IntegrityError:
         return WebhookEvent.objects.get(

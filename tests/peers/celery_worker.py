@@ -34,6 +34,23 @@ TIME_LIMIT = 5
 START_TIMEOUT = 60.0
 
 
+def kill_group(process: subprocess.Popen[bytes], sig: int, wait: float = 30.0) -> bool:
+    """Signal ``process``'s whole process group (a worker and its pool children, started with
+    ``start_new_session``), wait for the process, then up to 10 s until no member is left;
+    True once the group has gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    process.wait(timeout=wait)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def database_url(settings_dict: dict) -> str:
     user = quote(settings_dict.get("USER") or "", safe="")
     password = settings_dict.get("PASSWORD") or ""
@@ -105,17 +122,7 @@ class CeleryWorker:
         """Signal the whole process group (the main process and its pool children)."""
         if self.process is None or self.process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        self.process.wait(timeout=30)
-        # the pool children die with the group; wait until none is left
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.process.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        kill_group(self.process, sig)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

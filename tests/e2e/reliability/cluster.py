@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from tests.peers.celery_worker import kill_group
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 90.0
 
@@ -55,20 +57,12 @@ class Process:
         return self.process is not None and self.process.poll() is None
 
     def kill(self, sig: int = signal.SIGKILL, wait: float = 30.0) -> None:
-        """Signal the whole process group; wait until it has gone."""
+        """Signal the whole process group; wait until it has gone (SIGKILL what is left)."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=wait)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.process.pid, 0)
-            except ProcessLookupError:
+            if kill_group(self.process, sig, wait):
                 return
-            time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
 
