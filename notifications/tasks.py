@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 
 from common.locks import one_at_a_time
 from notifications.services import notification_enqueue, notification_send, notifications_missing
@@ -19,7 +20,10 @@ def send_payment_notification(  # type: ignore[no-untyped-def]
     except Exception as exc:
         if self.request.is_eager:
             raise
-        raise self.retry(exc=exc) from exc
+        # Seconds, doubling up to 5 minutes (celery's default delay without a countdown is a
+        # flat 3 minutes: a dropped database connection held the email that long).
+        countdown = get_exponential_backoff_interval(1, self.request.retries, 300, True)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @shared_task(name="notifications.sweep_unsent", acks_late=True)
