@@ -5,12 +5,13 @@ between sending and recording; another sends again only after SEND_LEASE."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
 from notifications.models import Notification
@@ -38,6 +39,47 @@ def test_the_email_leaves_outside_any_transaction_after_its_claim(order, monkeyp
     assert seen == [(False, "sending", 1), (False, "sending", 1)]
     ids = {m.extra_headers["Message-ID"] for m in mail.outbox}
     assert len(ids) == 2 and all(i.startswith("<notification-") for i in ids)
+
+
+def terminate_this_connection() -> None:
+    """Have PostgreSQL drop this thread's connection (from another session), as a failover
+    or an operator's pg_terminate_backend does; return once its backend has gone."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(100):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone()[0] == 0:
+                    return
+                time.sleep(0.05)
+        raise AssertionError(f"backend {pid} still there")
+    finally:
+        other.close()
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_while_the_email_leaves_is_recorded_on_a_new_one(order, monkeypatch):
+    payment = paid_card_payment(order)
+    key = f"payment_confirmed:{payment.id}:z"
+    original = EmailBackend.send_messages
+
+    def dropping(self, messages):  # type: ignore[no-untyped-def]
+        terminate_this_connection()
+        return original(self, messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", dropping)
+    mail.outbox.clear()
+    assert send_payment_notification("payment_confirmed", key, str(payment.id)) == 2
+    monkeypatch.undo()
+    rows = Notification.objects.filter(event_key=key)
+    assert sorted((r.status, r.attempts) for r in rows) == [("sent", 1), ("sent", 1)]
+    # a second run (a redelivered task) finds both recorded: nothing goes out again
+    assert send_payment_notification("payment_confirmed", key, str(payment.id)) == 0
+    assert len(mail.outbox) == 2
 
 
 def test_a_lost_record_sends_again_only_after_the_lease(order, monkeypatch):
