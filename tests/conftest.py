@@ -8,6 +8,15 @@ from payments.providers.dummy import DummyProvider
 from tests.factories import OrderFactory, SellerFactory, UserFactory
 
 
+def pytest_configure(config):  # type: ignore[no-untyped-def]
+    """The live server sends each answer without Nagle's delay: it writes the status line,
+    headers and body in separate small sends, and on a kept-alive connection (schemathesis,
+    a requests Session) the second waited for the client's delayed ACK, 40 ms a request."""
+    from django.core.servers.basehttp import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = True
+
+
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     """Tests marked ``postgres`` skip, saying why, when the suite runs on SQLite."""
     from django.conf import settings
