@@ -11,6 +11,7 @@ LOCAL := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-config.settings.local
 
 include make/contracts.mk
 include make/bench.mk
+include make/system.mk
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ migrate: install
 # The whole system on embedded defaults: var/local.env points every process at the local
 # peers (localstripe unless STRIPE_SECRET_KEY is set, anvil unless CHAIN_RPC_URL is set);
 # honcho runs the Procfile (anvil, localstripe, setup, web, worker, beat); Ctrl-C stops all.
-run: install peers
+run: install peers system
 	$(LOCAL) $(PY) -m devtools.peers env
 	$(LOCAL) $(PY) manage.py migrate --noinput
 	$(LOCAL) $(PY) manage.py createcachetable
@@ -41,7 +42,7 @@ run: install peers
 	$(LOCAL) $(PY) manage.py setup_demo
 	$(LOCAL) $(VENV)/bin/honcho start -f Procfile
 
-test: install peers
+test: install peers system
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
