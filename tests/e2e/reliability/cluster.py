@@ -94,11 +94,13 @@ def web_ready(node: Process) -> bool:
         return False
 
 
-def worker(name: str, env: dict[str, str], logdir: Path, pause_points: bool = False) -> Process:
-    """A worker of two pool processes; with ``pause_points`` it loads the test pause points
-    (tests/peers/celery_worker_hooks.py, driven by ORDERPAY_TEST_HOOK_DIR)."""
+def worker(
+    name: str, env: dict[str, str], logdir: Path, pause_points: bool = False, concurrency: int = 2
+) -> Process:
+    """A worker of ``concurrency`` pool processes; with ``pause_points`` it loads the test
+    pause points (tests/peers/celery_worker_hooks.py, driven by ORDERPAY_TEST_HOOK_DIR)."""
     argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO"]
-    argv += ["--concurrency", "2", "-n", f"{name}@%h"]
+    argv += ["--concurrency", str(concurrency), "-n", f"{name}@%h"]
     if pause_points:
         argv += ["-I", "tests.peers.celery_worker_hooks"]
     return Process(name, argv, env, logdir)
