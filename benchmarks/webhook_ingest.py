@@ -65,6 +65,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="wrk's duration per level")
     parser.add_argument("--payments", type=int, default=200, help="PaymentIntents the events name")
     parser.add_argument("--ack-only", action="store_true", help="skip the worker's drain")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="which of orderpay, djstripe-default, djstripe-deferred to measure",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit(
@@ -88,7 +93,18 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         setup_django(db, **extra)
-        run(args.seconds, args.payments, db, extra, stripe, logdir, procs, drain=not args.ack_only)
+        servers = tuple(s for s in SERVERS if s in args.servers.split(","))
+        run(
+            args.seconds,
+            args.payments,
+            db,
+            extra,
+            stripe,
+            logdir,
+            procs,
+            drain=not args.ack_only,
+            servers=servers,
+        )
     finally:
         for p in procs:
             stop(p)
@@ -98,6 +114,7 @@ def main() -> None:
         connections.close_all()
         drop_database(db)
         drop_database(database_url("pgbench"))
+        drop_database(database_url("djstripe"))
 
 
 def stop(p: subprocess.Popen[bytes]) -> None:
@@ -148,9 +165,20 @@ def signed_event(i: int, pi: str, prefix: str = "evt_bench_") -> tuple[bytes, st
         {
             "id": f"{prefix}{i:06d}",
             "object": "event",
+            "api_version": "2024-06-20",
             "type": "payment_intent.succeeded",
             "created": int(time.time()),
-            "data": {"object": {"id": pi, "object": "payment_intent", "status": "succeeded"}},
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "data": {
+                "object": {
+                    "id": pi,
+                    "object": "payment_intent",
+                    "status": "succeeded",
+                    "livemode": False,
+                }
+            },
         }
     )
     return body.encode(), sign_webhook_payload(body, WEBHOOK_SECRET)
@@ -217,11 +245,12 @@ WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "4"))
 EVENTS_PER_SECOND_CEILING = 2500
 
 
-def events_file(path: Path, level: int, count: int, intents: list[str]) -> None:
+def events_file(path: Path, level: int, count: int, intents: list[str], prefix: str) -> None:
     """``count`` unique signed events for this level, one ``<signature>\t<body>`` per line."""
     with path.open("w") as out:
         for i in range(count):
-            body, signature = signed_event(level * 10_000_000 + i, intents[i % len(intents)])
+            pi = intents[i % len(intents)]
+            body, signature = signed_event(level * 10_000_000 + i, pi, prefix=prefix)
             out.write(f"{signature}\t{body.decode()}\n")
 
 
@@ -286,6 +315,55 @@ def start_gunicorn(env: dict[str, str], logdir: Path, procs: list) -> str:  # ty
             time.sleep(0.2)
 
 
+def side_by_side(results: dict[str, list[dict[str, Any]]], pg: list[tuple[float, float]]) -> str:
+    """The issue's table: pgbench, dj-stripe's two modes and orderpay at each client count,
+    with orderpay's acknowledgements per second over dj-stripe's deferred mode."""
+
+    def cell(server: str, i: int) -> str:
+        rows = results.get(server)
+        if not rows:
+            return "-"
+        r = rows[i]
+        return f"{r['acked'] / r['seconds']:,.0f}/s, p99 {r['p99_ms']:,.0f} ms"
+
+    rows = []
+    for i, c in enumerate(LEVELS):
+        ratio = "-"
+        if results.get("orderpay") and results.get("djstripe-deferred"):
+            ours, theirs = results["orderpay"][i], results["djstripe-deferred"][i]
+            rate = lambda r: r["acked"] / r["seconds"]  # noqa: E731
+            ratio = f"{rate(ours) / rate(theirs):.2f}"
+        rows.append(
+            [
+                c,
+                f"{pg[i][0]:,.0f}",
+                cell("djstripe-default", i),
+                cell("djstripe-deferred", i),
+                cell("orderpay", i),
+                ratio,
+            ]
+        )
+    return table(
+        [
+            "clients",
+            "pgbench tps",
+            "dj-stripe (in the request)",
+            "dj-stripe deferred",
+            "orderpay",
+            "orderpay / deferred",
+        ],
+        rows,
+    )
+
+
+def event_prefix(server: str) -> str:
+    """The event ids of one server's run: ``evt_bench_<server>_``."""
+    return f"evt_bench_{server.replace('-', '_')}_"
+
+
+SERVERS = ("djstripe-default", "djstripe-deferred", "orderpay")
+
+
 def run(
     seconds: int,
     payments: int,
@@ -295,9 +373,11 @@ def run(
     logdir: Path,
     procs: list,  # type: ignore[type-arg]
     drain: bool = True,
+    servers: tuple[str, ...] = SERVERS,
 ) -> None:
     from django.db.models import Max, Min
 
+    from benchmarks import djstripe_server
     from benchmarks.common import create_database
     from payments.models import WebhookEvent
 
@@ -323,75 +403,92 @@ def run(
         f"seeded {payments} payments (confirmed PaymentIntents in localstripe) "
         f"in {time.perf_counter() - t0:.1f}s"
     )
-    files = []
-    for level_index, _ in enumerate(LEVELS):
-        path = logdir / f"events-{level_index}.txt"
-        events_file(path, level_index, EVENTS_PER_SECOND_CEILING * seconds, intents)
-        files.append(path)
-
-    base = start_gunicorn(env, logdir, procs)
-    url = f"{base}/api/orders/payment/webhook"
-    # warm every worker (imports, connections)
-    warm = [signed_event(900000 + i, intents[0], prefix="evt_warm_") for i in range(40)]
-    post_all(url, warm, WEB_WORKERS)
+    peer_db = database_url("djstripe")
+    peer_path = ""
+    if any(s.startswith("djstripe") for s in servers):
+        t0 = time.perf_counter()
+        peer_path = djstripe_server.prepare(peer_db, stripe.url, WEBHOOK_SECRET, logdir)
+        print(f"dj-stripe peer database migrated in {time.perf_counter() - t0:.1f}s")
 
     create_database(database_url("pgbench"))
     subprocess.run(
         ["pgbench", "-i", "-q", database_url("pgbench")], check=True, capture_output=True
     )
 
-    rows = []
-    acknowledged = sent = 0
-    for level_index, c in enumerate(LEVELS):
-        result = wrk(url, c, seconds, files[level_index])
-        tps, pg_lat = pgbench(c)
-        ok = result["requests"] - result["non2xx"]
-        acknowledged += ok
-        sent += result["sent"]
-        wrapped = max(0, result["sent"] - EVENTS_PER_SECOND_CEILING * seconds)
-        rows.append(
-            [
-                c,
-                result["requests"],
-                result["non2xx"] + result["socket_errors"],
-                ok / result["seconds"],
-                result["p50_ms"],
-                result["p99_ms"],
-                result["max_ms"],
-                tps,
-                pg_lat,
-                ok / result["seconds"] / tps,
-            ]
-        )
-        if wrapped:
-            print(f"level {c}: {wrapped} events were sent a second time (raise the ceiling)")
-    stop(procs.pop())
+    results: dict[str, list[dict[str, Any]]] = {}
+    sent: dict[str, int] = {}
+    for server in servers:
+        files = []
+        for level_index, _ in enumerate(LEVELS):
+            path = logdir / f"events-{server}-{level_index}.txt"
+            count = EVENTS_PER_SECOND_CEILING * seconds
+            events_file(path, level_index, count, intents, event_prefix(server))
+            files.append(path)
+        if server == "orderpay":
+            base = start_gunicorn(env, logdir, procs)
+            url = f"{base}/api/orders/payment/webhook"
+        else:
+            port = free_port()
+            mode = server.split("-", 1)[1]
+            procs.append(djstripe_server.start(mode, peer_db, stripe.url, port, logdir))
+            url = f"http://127.0.0.1:{port}{peer_path}"
+        # warm every worker (imports, connections)
+        prefix = f"evt_warm_{server}_"
+        warm = [signed_event(900000 + i, intents[0], prefix=prefix) for i in range(40)]
+        post_all(url, warm, WEB_WORKERS)
+        results[server] = []
+        sent[server] = 0
+        for level_index, c in enumerate(LEVELS):
+            result = wrk(url, c, seconds, files[level_index])
+            result["acked"] = result["requests"] - result["non2xx"]
+            results[server].append(result)
+            sent[server] += result["sent"]
+            wrapped = max(0, result["sent"] - EVENTS_PER_SECOND_CEILING * seconds)
+            if wrapped:
+                print(f"{server} at {c}: {wrapped} events were sent a second time")
+        stop(procs.pop())
+    pg = [pgbench(c) for c in LEVELS]
 
-    stored = WebhookEvent.objects.filter(event_id__startswith="evt_bench_").count()
     print(
         table(
+            ["server", "clients", "requests", "errors", "acked/s", "p50 ms", "p99 ms", "max ms"],
             [
-                "clients",
-                "requests",
-                "errors",
-                "acked/s",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-                "pgbench tps",
-                "pgbench lat ms",
-                "ours/pgbench",
+                [
+                    server,
+                    c,
+                    r["requests"],
+                    r["non2xx"] + r["socket_errors"],
+                    r["acked"] / r["seconds"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    r["max_ms"],
+                ]
+                for server, rows in results.items()
+                for c, r in zip(LEVELS, rows, strict=True)
             ],
-            rows,
         )
     )
+    print()
+    print(side_by_side(results, pg))
     print(
-        f"wrk, keep-alive; gunicorn {WEB_WORKERS} sync workers, config/gunicorn.conf.py, "
-        f"config.settings.production. {sent} events sent, {acknowledged} acknowledged before "
-        f"wrk stopped, {stored} stored in the inbox"
-        + ("" if acknowledged <= stored <= sent else "  <-- MISMATCH")
+        f"wrk, keep-alive, each event once; every server on gunicorn with {WEB_WORKERS} sync "
+        "workers and PostgreSQL; orderpay with config/gunicorn.conf.py and "
+        "config.settings.production; pgbench TPC-B -c N -j N."
     )
-    if not drain:
+    for server in results:
+        acked = sum(r["acked"] for r in results[server])
+        if server == "orderpay":
+            stored = WebhookEvent.objects.filter(event_id__startswith=event_prefix(server)).count()
+            processed = None
+        else:
+            stored, processed = djstripe_server.counts(peer_db, event_prefix(server))
+        ok = acked <= stored <= sent[server]
+        print(
+            f"{server}: {sent[server]} events sent, {acked} acknowledged, {stored} stored"
+            + ("" if processed is None else f" ({processed} processed in the request)")
+            + ("" if ok else "  <-- MISMATCH")
+        )
+    if "orderpay" not in servers or not drain:
         return
 
     # --- one worker drains the backlog -----------------------------------------------------
