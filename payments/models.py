@@ -360,11 +360,22 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    #: When a worker's inbox dispatcher enqueued its processing (WEBHOOK_DISPATCH = "inbox");
+    #: empty while it waits, and always empty when the request enqueues it.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_once"),
+        ]
+        indexes = [
+            # what the dispatchers look for, in arrival order: a small partial index
+            models.Index(
+                fields=["id"],
+                condition=models.Q(status="received", dispatched_at__isnull=True),
+                name="webhook_event_to_dispatch",
+            ),
         ]
 
     def __str__(self) -> str:

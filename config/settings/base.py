@@ -392,6 +392,22 @@ RETRY_MAX_DELAY = timedelta(seconds=env.int("RETRY_MAX_DELAY_SECONDS", default=9
 #: Webhook events still `received` this long after arrival are enqueued again by the sweeper.
 WEBHOOK_SWEEP_AFTER = timedelta(minutes=env.int("WEBHOOK_SWEEP_AFTER_MINUTES", default=5))
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+#: How a stored webhook event reaches a worker. "request": the request enqueues its task to the
+#: broker when the INSERT commits. "inbox": the request only INSERTs (no broker round trip in
+#: the acknowledgement); every worker runs a dispatcher that takes new inbox rows every
+#: WEBHOOK_DISPATCH_POLL_SECONDS and enqueues them. Production uses "inbox".
+WEBHOOK_DISPATCH_MODES = ("request", "inbox")
+
+
+def webhook_dispatch_mode(default: str) -> str:
+    mode = env.str("WEBHOOK_DISPATCH", default=default)
+    if mode not in WEBHOOK_DISPATCH_MODES:
+        raise ImproperlyConfigured(f"WEBHOOK_DISPATCH must be one of {WEBHOOK_DISPATCH_MODES}.")
+    return mode
+
+
+WEBHOOK_DISPATCH = webhook_dispatch_mode("request")
+WEBHOOK_DISPATCH_POLL_SECONDS = env.float("WEBHOOK_DISPATCH_POLL_SECONDS", default=0.5)
 
 #: Readiness: seconds each dependency check may take.
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=2.0)

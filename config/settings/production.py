@@ -3,7 +3,14 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, S3_STORAGE, STORAGES, env, receipts_storage_config
+from config.settings.base import (
+    DATABASES,
+    S3_STORAGE,
+    STORAGES,
+    env,
+    receipts_storage_config,
+    webhook_dispatch_mode,
+)
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -42,6 +49,8 @@ DATABASES = {
     **DATABASES,
     "default": {**DATABASES["default"], "CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60)},
 }
+# The webhook acknowledgement is one INSERT: the workers' dispatchers enqueue from the inbox.
+WEBHOOK_DISPATCH = webhook_dispatch_mode("inbox")
 # Receipts live in a bucket every node shares (a web node on another host reads the PDF a
 # worker rendered); RECEIPTS_STORAGE_BACKEND=...FileSystemStorage keeps them on one host's disk.
 STORAGES = {**STORAGES, "receipts": receipts_storage_config(S3_STORAGE)}

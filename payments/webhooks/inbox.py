@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -124,9 +124,31 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
         return WebhookEvent.objects.get(
             provider=verified.provider, event_id=verified.event_id[:255]
         ), False
-    # robust: the event is stored; a lost enqueue is found by the sweeper (sweep_webhook_events)
-    enqueue_on_commit("payments.tasks.process_webhook_event", event.id)
+    if settings.WEBHOOK_DISPATCH == "request":
+        # robust: the event is stored; a lost enqueue is found by the sweeper
+        enqueue_on_commit("payments.tasks.process_webhook_event", event.id)
     return event, True
+
+
+def webhook_dispatch(send: Callable[[int], object], *, limit: int = 200) -> list[int]:
+    """Hand new inbox events to the workers ("inbox" dispatch): claim up to ``limit`` events
+    received and not yet dispatched, oldest first, ``send`` each id (enqueue its processing)
+    and mark them dispatched, in one transaction. Dispatchers side by side take different
+    rows (SKIP LOCKED). A failed send rolls the claim back, so the rows are found again; a
+    send whose commit is lost is sent again later, which processing (under the event's row
+    lock, skipping what is done) makes harmless. Returns the ids sent."""
+    with transaction.atomic():
+        ids = list(
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(status=WebhookEvent.Status.RECEIVED, dispatched_at__isnull=True)
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            WebhookEvent.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+            for event_id in ids:
+                send(event_id)
+    return ids
 
 
 def webhook_backoff(attempts: int) -> timedelta:
