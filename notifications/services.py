@@ -7,8 +7,6 @@ send failed stays ``failed`` with its error and is sent by the next run.
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +14,11 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from common.db import write_on_new_connection
 from common.errors import ValidationFailed
 from common.money import format_amount, get_currency, sub
 from common.tasks import enqueue_on_commit
@@ -121,10 +120,6 @@ def _context(payment: PaymentTransaction, refund: Refund | None, kind: str) -> d
 #: A worker that claimed an email and has not recorded it sent within this long is presumed
 #: dead: another may send it again (the one at-most-twice window; see docs/operations.md).
 SEND_LEASE = timedelta(minutes=5)
-#: How often the outcome of an email is written again after a dropped database connection.
-RECORD_ATTEMPTS = 4
-
-logger = logging.getLogger(__name__)
 
 
 def _message_id(row: Notification) -> str:
@@ -207,18 +202,10 @@ def _record(pk: int, **fields: Any) -> None:
     """Write what became of an email, on a new connection if the database dropped the old one
     while the mail server talked: the email is out, and a lost record would leave its row
     claimed (no one sends it, or anyone else, until SEND_LEASE has passed)."""
-    for attempt in range(1, RECORD_ATTEMPTS + 1):
-        try:
-            Notification.objects.filter(pk=pk).update(**fields)
-            return
-        except (OperationalError, InterfaceError):
-            if attempt == RECORD_ATTEMPTS or connection.in_atomic_block:
-                raise
-            logger.warning(
-                "notification %s: recording %s again on a new connection", pk, fields["status"]
-            )
-            connection.close()
-            time.sleep(0.25 * attempt)
+    write_on_new_connection(
+        lambda: Notification.objects.filter(pk=pk).update(**fields),
+        what=f"notification {pk} {fields['status']}",
+    )
 
 
 def notification_send(

@@ -37,6 +37,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
 from common.api import check_body_size
+from common.db import write_on_new_connection
 from common.errors import Conflict, DomainError, ValidationFailed
 from payments.models import IdempotencyKey
 
@@ -194,11 +195,18 @@ def idempotency_claim(
 
 
 def idempotency_complete(row: IdempotencyKey, response: StoredResponse) -> None:
-    IdempotencyKey.objects.filter(pk=row.pk).update(
-        response_status=response.status,
-        response_body=_fernet().encrypt(response.body),
-        response_headers={"Content-Type": response.content_type},
-        completed_at=timezone.now(),
+    """Keep the answer; on a new connection if the database dropped the old one after the
+    request's own commit (a lost answer would hold the key for IDEMPOTENCY_LOCK_SECONDS, then
+    let a retry run the request again)."""
+    body = _fernet().encrypt(response.body)
+    write_on_new_connection(
+        lambda: IdempotencyKey.objects.filter(pk=row.pk).update(
+            response_status=response.status,
+            response_body=body,
+            response_headers={"Content-Type": response.content_type},
+            completed_at=timezone.now(),
+        ),
+        what=f"idempotency key {row.pk}",
     )
 
 

@@ -5,18 +5,18 @@ between sending and recording; another sends again only after SEND_LEASE."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from notifications.models import Notification
 from notifications.services import SEND_LEASE
 from notifications.tasks import send_payment_notification
+from tests.dbfaults import terminate_this_connection
 from tests.payflows import paid_card_payment
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,26 +39,6 @@ def test_the_email_leaves_outside_any_transaction_after_its_claim(order, monkeyp
     assert seen == [(False, "sending", 1), (False, "sending", 1)]
     ids = {m.extra_headers["Message-ID"] for m in mail.outbox}
     assert len(ids) == 2 and all(i.startswith("<notification-") for i in ids)
-
-
-def terminate_this_connection() -> None:
-    """Have PostgreSQL drop this thread's connection (from another session), as a failover
-    or an operator's pg_terminate_backend does; return once its backend has gone."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-            for _ in range(100):
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-                if cursor.fetchone()[0] == 0:
-                    return
-                time.sleep(0.05)
-        raise AssertionError(f"backend {pid} still there")
-    finally:
-        other.close()
 
 
 @pytest.mark.postgres

@@ -20,6 +20,7 @@ from payments.models import IdempotencyKey, PaymentTransaction
 from payments.providers.base import Outcome, ProviderResult
 from payments.providers.dummy import DummyProvider
 from payments.services.expiry import idempotency_keys_cleanup
+from tests.dbfaults import terminate_this_connection
 from tests.payments.api.conftest import error_code
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +46,30 @@ def test_same_key_same_body_replays_byte_for_byte(buyer_api, seller):
     assert Order.objects.count() == 1 and PaymentTransaction.objects.count() == 1
     stored = IdempotencyKey.objects.get()
     assert b"pi_1_secret_2" not in bytes(stored.response_body)  # kept encrypted
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_lost_with_the_connection_after_the_commit_is_still_kept(
+    buyer_api, seller, monkeypatch
+):
+    from payments.api import idempotency
+
+    original = idempotency._fernet
+
+    def connection_dropped():  # type: ignore[no-untyped-def]
+        terminate_this_connection()  # the order has committed; its answer is being kept
+        return original()
+
+    monkeypatch.setattr(idempotency, "_fernet", connection_dropped)
+    body = order_body(seller, payment_method="fiat")
+    first = buyer_api.post_json("/api/orders", body, HTTP_IDEMPOTENCY_KEY="k-dropped")
+    assert first.status_code == 201
+    monkeypatch.undo()
+    again = buyer_api.post_json("/api/orders", body, HTTP_IDEMPOTENCY_KEY="k-dropped")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert Order.objects.count() == 1
 
 
 def test_same_key_other_body_is_422(buyer_api, seller):
