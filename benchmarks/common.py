@@ -201,3 +201,19 @@ def header(title: str, command: str) -> None:
     print(f"command: {command}")
     print(machine())
     sys.stdout.flush()
+
+
+def wait_until_answers(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
+    """Return once ``url`` answers (any status); stop the benchmark if ``process`` exits or
+    60 s pass first."""
+    import requests
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{what} did not start; see {log}") from None
+            time.sleep(0.2)

@@ -13,12 +13,9 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
-from benchmarks.common import REPO, create_database
+from benchmarks.common import REPO, create_database, wait_until_answers
 
 PEER = REPO / "benchmarks" / "djstripe_peer"
 VENV = REPO / "var" / "bench" / "djstripe-venv"
@@ -99,15 +96,9 @@ def start(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/", timeout=2)
-            return process
-        except requests.RequestException:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit(f"dj-stripe peer did not start; see {logdir}") from None
-            time.sleep(0.2)
+    log = logdir / f"djstripe-{mode}.log"
+    wait_until_answers(f"http://127.0.0.1:{port}/", process, "the dj-stripe peer", log)
+    return process
 
 
 def counts(db_url: str, prefix: str) -> tuple[int, int]:

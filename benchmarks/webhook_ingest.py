@@ -53,6 +53,7 @@ from benchmarks.common import (
     header,
     setup_django,
     table,
+    wait_until_answers,
 )
 
 LEVELS = (1, 4, 16)
@@ -304,15 +305,8 @@ def start_gunicorn(env: dict[str, str], logdir: Path, procs: list) -> str:  # ty
     )
     procs.append(gunicorn)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{base}/healthz", timeout=2)
-            return base
-        except requests.RequestException:
-            if time.monotonic() > deadline or gunicorn.poll() is not None:
-                raise SystemExit(f"gunicorn did not start; see {logdir / 'gunicorn.log'}") from None
-            time.sleep(0.2)
+    wait_until_answers(f"{base}/healthz", gunicorn, "gunicorn", logdir / "gunicorn.log")
+    return base
 
 
 def side_by_side(results: dict[str, list[dict[str, Any]]], pg: list[tuple[float, float]]) -> str:
