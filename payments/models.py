@@ -363,6 +363,12 @@ class WebhookEvent(models.Model):
     #: When a worker's inbox dispatcher enqueued its processing (WEBHOOK_DISPATCH = "inbox");
     #: empty while it waits, and always empty when the request enqueues it.
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    #: The provider object whose re-read settles this event ("payment_intent:pi_..."), or "":
+    #: one re-read covers every event about that object stored before it (``covered_by``).
+    object_key = models.CharField(max_length=255, blank=True, default="")
+    covered_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -375,6 +381,11 @@ class WebhookEvent(models.Model):
                 fields=["id"],
                 condition=models.Q(status="received", dispatched_at__isnull=True),
                 name="webhook_event_to_dispatch",
+            ),
+            models.Index(
+                fields=["provider", "object_key"],
+                condition=models.Q(status__in=["received", "failed"]) & ~models.Q(object_key=""),
+                name="webhook_event_open_by_object",
             ),
         ]
 

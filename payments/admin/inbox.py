@@ -30,6 +30,9 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "received_at",
         "processed_at",
         "next_attempt_at",
+        "object_key",
+        "covered_by",
+        "dispatched_at",
     )
     actions = ["replay_action"]
 

@@ -39,6 +39,8 @@ class VerifiedEvent:
     event_id: str
     event_type: str
     payload: dict[str, Any]
+    #: The object whose re-read settles the event (see ``WebhookEvent.object_key``), or "".
+    object_key: str = ""
 
 
 class WebhookSource(Protocol):
@@ -113,6 +115,7 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
         "event_id": verified.event_id[:255],
         "event_type": verified.event_type[:128],
         "payload": strip_secrets(verified.payload),
+        "object_key": verified.object_key[:255],
     }
     # The request runs in autocommit: one INSERT, no BEGIN/COMMIT round trips. Inside a
     # caller's transaction a savepoint keeps that transaction usable after a duplicate.
@@ -166,6 +169,9 @@ def webhook_process(event_id: int) -> WebhookEvent | None:
         ):
             return event
         event.attempts += 1
+        # Events about the same object stored before the re-read below: that re-read settles
+        # them too (read now, before it; ids, not clocks, so hosts' clocks cannot matter).
+        siblings = _open_siblings(event)
         try:
             with transaction.atomic():
                 webhook_source_for(event.provider).process(event)
@@ -189,5 +195,46 @@ def webhook_process(event_id: int) -> WebhookEvent | None:
                     "next_attempt_at",
                 ]
             )
+            _cover(event, siblings)
             return event
     raise failure
+
+
+#: At most this many older events are settled by one re-read (the rest by their own).
+COVER_LIMIT = 500
+
+
+def _open_siblings(event: WebhookEvent) -> list[int]:
+    if not event.object_key:
+        return []
+    return list(
+        WebhookEvent.objects.filter(
+            provider=event.provider,
+            object_key=event.object_key,
+            status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED),
+        )
+        .exclude(pk=event.pk)
+        .values_list("pk", flat=True)[:COVER_LIMIT]
+    )
+
+
+def _cover(event: WebhookEvent, siblings: list[int]) -> int:
+    """Mark ``siblings`` (stored before ``event``'s re-read) processed by it, except those a
+    worker is processing right now (SKIP LOCKED: they finish on their own)."""
+    if not siblings:
+        return 0
+    free = list(
+        WebhookEvent.objects.select_for_update(skip_locked=True)
+        .filter(
+            pk__in=siblings,
+            status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED),
+        )
+        .values_list("pk", flat=True)
+    )
+    return WebhookEvent.objects.filter(pk__in=free).update(
+        status=WebhookEvent.Status.PROCESSED,
+        processed_at=event.processed_at,
+        last_error="",
+        next_attempt_at=None,
+        covered_by=event,
+    )

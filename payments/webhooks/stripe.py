@@ -113,7 +113,22 @@ class StripeWebhookSource:
             and isinstance(payload["data"].get("object"), dict)
         ):
             raise ValidationFailed("The event has no id, type or object.", code="invalid_payload")
-        return VerifiedEvent(self.provider, payload["id"], payload["type"], payload)
+        return VerifiedEvent(
+            self.provider,
+            payload["id"],
+            payload["type"],
+            payload,
+            object_key=self.object_key(payload["type"], payload["data"]["object"]),
+        )
+
+    @staticmethod
+    def object_key(event_type: str, obj: Mapping[str, Any]) -> str:
+        """Every ``payment_intent.*`` event is settled by re-reading its PaymentIntent (the
+        same ``sync_payment_intent``, whatever the type says), so one re-read covers all of
+        them stored before it. Other events are processed one by one."""
+        if event_type.startswith("payment_intent.") and isinstance(obj.get("id"), str):
+            return f"payment_intent:{obj['id']}"
+        return ""
 
     # --- processing -------------------------------------------------------------------------
     def process(self, event: Any) -> None:

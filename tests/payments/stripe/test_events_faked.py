@@ -385,3 +385,41 @@ def test_client_secret_fetched_again_not_stored(started, fake):
     row = PaymentTransaction.objects.filter(pk=started.pk).values()[0]
     assert secret not in repr(row)
     assert not Refund.objects.exists()
+
+
+# --- one re-read settles every event about the PaymentIntent stored before it ---------------
+def test_one_re_read_settles_the_intents_events_stored_before_it(
+    started, fake, deliver, settings, monkeypatch
+):
+    from payments.webhooks.inbox import webhook_process
+
+    settings.WEBHOOK_DISPATCH = "inbox"  # stored, not processed, until webhook_process runs
+    pi = started.payment_intent_id
+    fake.intents[pi]["status"] = "succeeded"
+    before = [
+        deliver("payment_intent.processing", {"id": pi}),
+        deliver("payment_intent.succeeded", {"id": pi}),
+        deliver("payment_intent.succeeded", {"id": pi}),
+    ]
+    WebhookEvent.objects.filter(pk=before[2].pk).update(status="failed", last_error="timeout")
+    refund_event = deliver("charge.refunded", {"id": "ch_1", "payment_intent": pi})
+    reads = []
+    original = fake.retrieve_payment_intent
+    monkeypatch.setattr(fake, "retrieve_payment_intent", lambda i: reads.append(i) or original(i))
+
+    webhook_process(before[1].pk)
+    assert reads == [pi]  # one re-read for the three
+    assert reload(started).status == "confirmed"
+    rows = {e.pk: reload(e) for e in [*before, refund_event]}
+    assert rows[before[1].pk].covered_by_id is None and rows[before[1].pk].attempts == 1
+    for covered in (before[0], before[2]):
+        row = rows[covered.pk]
+        assert (row.status, row.covered_by_id, row.attempts) == ("processed", before[1].pk, 0)
+        assert row.last_error == ""
+    assert rows[refund_event.pk].status == "received"  # another kind of read: not covered
+
+    after = deliver("payment_intent.canceled", {"id": pi})  # stored after the re-read
+    webhook_process(before[0].pk)  # a covered event's own task: nothing to do
+    assert reads == [pi] and reload(after).status == "received"
+    webhook_process(after.pk)
+    assert reads == [pi, pi] and reload(after).status == "processed"
