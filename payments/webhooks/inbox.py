@@ -135,22 +135,27 @@ def webhook_receive(body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEve
 
 def webhook_dispatch(send: Callable[[int], object], *, limit: int = 200) -> list[int]:
     """Hand new inbox events to the workers ("inbox" dispatch): claim up to ``limit`` events
-    received and not yet dispatched, oldest first, ``send`` each id (enqueue its processing)
-    and mark them dispatched, in one transaction. Dispatchers side by side take different
-    rows (SKIP LOCKED). A failed send rolls the claim back, so the rows are found again; a
-    send whose commit is lost is sent again later, which processing (under the event's row
-    lock, skipping what is done) makes harmless. Returns the ids sent."""
+    received and not yet dispatched, oldest first, mark them dispatched and ``send`` (enqueue
+    the processing of) the newest event of each object and every event without one, in one
+    transaction: the newest's re-read settles its older siblings (``webhook_process``), so
+    they need no task. Dispatchers side by side take different rows (SKIP LOCKED). A failed
+    send rolls the claim back, so the rows are found again; a send whose commit is lost is
+    sent again later, which processing (under the event's row lock, skipping what is done)
+    makes harmless. Returns the ids claimed."""
     with transaction.atomic():
-        ids = list(
+        claimed = list(
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(status=WebhookEvent.Status.RECEIVED, dispatched_at__isnull=True)
             .order_by("id")
-            .values_list("id", flat=True)[:limit]
+            .values_list("id", "object_key")[:limit]
         )
-        if ids:
-            WebhookEvent.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
-            for event_id in ids:
-                send(event_id)
+        if not claimed:
+            return []
+        ids = [pk for pk, _key in claimed]
+        WebhookEvent.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+        newest = {key: pk for pk, key in claimed if key}  # ids ascend: the last one stays
+        for event_id in sorted([pk for pk, key in claimed if not key] + list(newest.values())):
+            send(event_id)
     return ids
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 
 from payments.models import WebhookEvent
-from payments.webhooks.inbox import webhook_dispatch
+from payments.webhooks.inbox import webhook_dispatch, webhook_process
 from tests.payments.stripe.conftest import WEBHOOK_PATH, signed, stripe_event, stripe_on  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +27,15 @@ def deliver(client, event_id: str):  # type: ignore[no-untyped-def]
     return WebhookEvent.objects.get(event_id=event_id)
 
 
-def inbox_events(n: int) -> list[int]:
+def inbox_events(n: int, object_key: str = "") -> list[int]:
+    start = WebhookEvent.objects.count()
     return [
         WebhookEvent.objects.create(
-            provider="stripe", event_id=f"evt_d{i}", event_type="x", payload={}
+            provider="stripe",
+            event_id=f"evt_d{start + i}",
+            event_type="x",
+            payload={"data": {"object": {"id": "x"}}},
+            object_key=object_key,
         ).pk
         for i in range(n)
     ]
@@ -63,6 +68,22 @@ def test_dispatch_sends_new_events_once_oldest_first():
     assert webhook_dispatch(sent.append) == []
     assert sent == [ids[0], ids[2], ids[3], ids[4]]
     assert not WebhookEvent.objects.filter(status="received", dispatched_at__isnull=True).exists()
+
+
+def test_one_task_for_the_newest_event_of_each_object():
+    a = inbox_events(3, "payment_intent:pi_a")
+    loose = inbox_events(2)
+    b = inbox_events(2, "payment_intent:pi_b")
+    sent: list[int] = []
+    claimed = webhook_dispatch(sent.append)
+    assert claimed == sorted(a + loose + b)  # all claimed and marked dispatched
+    assert sent == sorted([a[-1], *loose, b[-1]])  # the newest's re-read covers the older
+    assert not WebhookEvent.objects.filter(dispatched_at__isnull=True).exists()
+    for event_id in sent:
+        webhook_process(event_id)
+    rows = WebhookEvent.objects.in_bulk()
+    assert {row.status for row in rows.values()} == {"processed"}
+    assert [rows[pk].covered_by_id for pk in a] == [a[-1], a[-1], None]
 
 
 def test_a_failed_send_leaves_the_events_to_the_next_pass():
