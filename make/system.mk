@@ -1,7 +1,8 @@
 # Libraries from Debian's packages that make the system faster, not possible: with HarfBuzz's
-# subsetter (libharfbuzz-subset0) WeasyPrint embeds a receipt's fonts in about 25 ms; without
-# it, fontTools takes about 250 ms a PDF. Installed when this runs as root with apt-get;
-# elsewhere a note says what is missing, and everything still works.
+# subsetter (libharfbuzz-subset0) WeasyPrint renders a receipt in about 130 ms; without it,
+# fontTools subsets the fonts and a receipt takes about 820 ms (make bench-receipts).
+# Installed when this runs as root with apt-get; elsewhere a note says what is missing, and
+# everything still works.
 .PHONY: system
 
 HARFBUZZ_SUBSET := libharfbuzz-subset0
