@@ -31,6 +31,7 @@ from payments.providers.base import Outcome, ProviderError, ProviderResult
 from payments.providers.chain import client as rpc
 from payments.providers.chain.provider import (
     CLOCK_SKEW,
+    UNDERPAID,
     ChainProvider,
     EscrowProvider,
     base_units_to_amount,
@@ -665,7 +666,9 @@ def confirm_at_depth(
     actor = monitor_actor(chain)
     deep = [
         p
-        for p in watched(chain).filter(block_number__isnull=False, block_number__lte=final_to)
+        for p in watched(chain)
+        .filter(block_number__isnull=False, block_number__lte=final_to)
+        .exclude(provider_status=UNDERPAID)  # short: waits for staff, never confirmed by depth
         # not re-checked in this pass (or reorged): never confirm blind
         if canonical.get(int(p.block_number or 0)) == p.block_hash
     ]

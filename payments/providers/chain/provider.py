@@ -47,6 +47,9 @@ base_units_to_amount = amount_at_decimals
 
 #: node and server clocks differ, and block timestamps are whole seconds: a transaction mined
 #: up to this long before the payment's row was written still counts as made after it
+#: The provider status of a mined transfer that pays less than the payment asks (beyond the
+#: chain's tolerance): it never confirms, whatever its depth (the monitor skips it too).
+UNDERPAID = "underpaid"
 CLOCK_SKEW = timedelta(seconds=120)
 
 
@@ -256,8 +259,14 @@ class _ChainBase:
                     {"expires_at": payment.expires_at.isoformat(), "paid_at": paid_at.isoformat()},
                 )
             )
+        short = receipt is not None and expected - checked.received > chain.tolerance_base_units
         if receipt is None:
             outcome, raw = Outcome.PROCESSING, "in_mempool"
+        elif short:
+            # Less than the payment asks never pays the order, however deep: the payment waits,
+            # flagged with the amounts, for staff (a 1-wei transfer once confirmed a 0.05 ETH
+            # order).
+            outcome, raw = Outcome.PROCESSING, UNDERPAID
         elif checked.confirmations >= chain.required_confirmations:
             outcome, raw = Outcome.SUCCEEDED, "confirmed"
         else:

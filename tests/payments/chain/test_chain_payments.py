@@ -142,6 +142,20 @@ def test_wrong_amount_is_accepted_and_flagged_with_the_amounts(chain_env, buyer,
     assert flag["details"]["received_base_units"] == str(4 * 10**17)
 
 
+def test_a_short_payment_never_confirms_however_deep(chain_env, buyer, seller):
+    order = chain_order(buyer, seller, "ETH", "0.05")
+    payment = start_payment(order, "crypto")
+    tx_hash = chain_env.send(chain_env.payer, chain_env.receiving, 1)  # 1 wei
+    payment = claim(payment, tx_hash)
+    chain_env.node.mine(CONFIRMATIONS + 2)
+    chain_env.poll()
+    payment = reload(payment)
+    assert (payment.status, payment.review_status) == ("processing", "flagged")
+    assert payment.provider_status == "underpaid"
+    assert Order.objects.get(pk=order.id).status != "paid"
+    assert not OrderPaymentEvent.objects.filter(payment_id=payment.id, action="confirm").exists()
+
+
 def test_tolerance_setting_accepts_small_differences(chain_env, buyer, seller, settings):
     settings.CHAINS = [{**settings.CHAINS[0], "tolerance_base_units": 1000}]
     payment = start_payment(chain_order(buyer, seller, "ETH", "0.5"), "crypto")
