@@ -25,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/orderpay_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
+#: sync gunicorn workers for every web server a benchmark starts (orderpay and its peers)
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "4"))
 
 
 def base_database_url() -> str:

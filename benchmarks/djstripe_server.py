@@ -15,12 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import REPO, create_database, wait_until_answers
+from benchmarks.common import REPO, WEB_WORKERS, create_database, wait_until_answers
 
 PEER = REPO / "benchmarks" / "djstripe_peer"
 VENV = REPO / "var" / "bench" / "djstripe-venv"
 PYTHON = VENV / "bin" / "python"
-WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "4"))
 #: dj-stripe accepts only keys shaped like Stripe's (24+ letters or digits after the prefix);
 #: localstripe takes any.
 STRIPE_KEY = "sk_test_orderpaybenchpeer00000000"
@@ -77,6 +76,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """gunicorn with WEB_WORKERS sync workers serving the peer in ``mode``; returns once it
     answers."""
+    log = logdir / f"djstripe-{mode}.log"
     process = subprocess.Popen(
         [
             str(PYTHON),
@@ -92,11 +92,10 @@ def start(
         ],
         env=peer_env(db_url, stripe_url, mode),
         cwd=REPO,
-        stdout=(logdir / f"djstripe-{mode}.log").open("ab"),
+        stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    log = logdir / f"djstripe-{mode}.log"
     wait_until_answers(f"http://127.0.0.1:{port}/", process, "the dj-stripe peer", log)
     return process
 

@@ -51,6 +51,7 @@ import requests
 
 from benchmarks.common import (
     REPO,
+    WEB_WORKERS,
     database_url,
     django_env,
     drop_database,
@@ -245,7 +246,6 @@ def pgbench(clients: int) -> tuple[float, float]:
 
 
 WRK_SCRIPT = REPO / "benchmarks" / "wrk_replay.lua"
-WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "4"))
 #: Events written per level: more than wrk can send in its duration, so none is sent twice.
 EVENTS_PER_SECOND_CEILING = 2500
 
@@ -322,15 +322,14 @@ def side_by_side(results: dict[str, list[dict[str, Any]]], pg: list[tuple[float,
         if not rows:
             return "-"
         r = rows[i]
-        return f"{r['acked'] / r['seconds']:,.0f}/s, p99 {r['p99_ms']:,.0f} ms"
+        return f"{r['acked_per_s']:,.0f}/s, p99 {r['p99_ms']:,.0f} ms"
 
     rows = []
     for i, c in enumerate(LEVELS):
         ratio = "-"
         if results.get("orderpay") and results.get("djstripe-deferred"):
             ours, theirs = results["orderpay"][i], results["djstripe-deferred"][i]
-            rate = lambda r: r["acked"] / r["seconds"]  # noqa: E731
-            ratio = f"{rate(ours) / rate(theirs):.2f}"
+            ratio = f"{ours['acked_per_s'] / theirs['acked_per_s']:.2f}"
         rows.append(
             [
                 c,
@@ -439,6 +438,7 @@ def run(
         for level_index, c in enumerate(LEVELS):
             result = wrk(url, c, seconds, files[level_index])
             result["acked"] = result["requests"] - result["non2xx"]
+            result["acked_per_s"] = result["acked"] / result["seconds"]
             results[server].append(result)
             sent[server] += result["sent"]
             wrapped = max(0, result["sent"] - EVENTS_PER_SECOND_CEILING * seconds)
@@ -456,7 +456,7 @@ def run(
                     c,
                     r["requests"],
                     r["non2xx"] + r["socket_errors"],
-                    r["acked"] / r["seconds"],
+                    r["acked_per_s"],
                     r["p50_ms"],
                     r["p99_ms"],
                     r["max_ms"],

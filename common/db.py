@@ -21,13 +21,13 @@ def write_on_new_connection(write: Callable[[], T], *, what: str) -> T:
     """Run ``write`` (a statement in autocommit), again on a new connection if the database
     dropped the old one (a failover, a restart, ``pg_terminate_backend``). Inside a
     transaction it runs once: a new connection would silently leave the transaction."""
-    for attempt in range(1, ATTEMPTS + 1):
+    for attempt in range(1, ATTEMPTS):
         try:
             return write()
         except (OperationalError, InterfaceError):
-            if attempt == ATTEMPTS or connection.in_atomic_block:
+            if connection.in_atomic_block:
                 raise
             logger.warning("%s: writing it again on a new database connection", what)
             connection.close()
             time.sleep(0.25 * attempt)
-    raise AssertionError("unreachable")
+    return write()  # the last attempt: what it raises, the caller gets

@@ -62,12 +62,12 @@ class InboxDispatcher(bootsteps.StartStopStep):
         try:
             while not self.stopping.is_set():
                 try:
-                    sent = webhook_dispatch(process.delay, limit=BATCH)
+                    claimed = webhook_dispatch(process.delay, limit=BATCH)
                 except Exception:
                     logger.exception("inbox dispatcher: pass failed; again in %s s", interval)
                     connection.close()
-                    sent = []
-                if len(sent) < BATCH:
+                    claimed = []
+                if len(claimed) < BATCH:  # a full batch: more may wait, look again at once
                     self.stopping.wait(interval)
         finally:
             connection.close()

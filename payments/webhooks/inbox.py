@@ -205,7 +205,7 @@ def webhook_process(event_id: int) -> WebhookEvent | None:
     raise failure
 
 
-#: At most this many older events are settled by one re-read (the rest by their own).
+#: At most this many other events are settled by one re-read (the rest by their own).
 COVER_LIMIT = 500
 
 

@@ -47,10 +47,10 @@ base_units_to_amount = amount_at_decimals
 
 #: node and server clocks differ, and block timestamps are whole seconds: a transaction mined
 #: up to this long before the payment's row was written still counts as made after it
+CLOCK_SKEW = timedelta(seconds=120)
 #: The provider status of a mined transfer that pays less than the payment asks (beyond the
 #: chain's tolerance): it never confirms, whatever its depth (the monitor skips it too).
 UNDERPAID = "underpaid"
-CLOCK_SKEW = timedelta(seconds=120)
 
 
 def payer_address(provider_data: dict[str, Any]) -> str:
@@ -236,14 +236,17 @@ class _ChainBase:
                 effective_gas_price=checked.effective_gas_price,
             )
         flags: list[tuple[str, dict[str, Any]]] = []
-        if receipt is not None and abs(checked.received - expected) > chain.tolerance_base_units:
+        difference = checked.received - expected
+        off = receipt is not None and abs(difference) > chain.tolerance_base_units
+        short = off and difference < 0
+        if off:
             flags.append(
                 (
-                    "underpayment" if checked.received < expected else "overpayment",
+                    "underpayment" if short else "overpayment",
                     {
                         "expected_base_units": str(expected),
                         "received_base_units": str(checked.received),
-                        "difference_base_units": str(checked.received - expected),
+                        "difference_base_units": str(difference),
                         "tolerance_base_units": str(chain.tolerance_base_units),
                     },
                 )
@@ -259,7 +262,6 @@ class _ChainBase:
                     {"expires_at": payment.expires_at.isoformat(), "paid_at": paid_at.isoformat()},
                 )
             )
-        short = receipt is not None and expected - checked.received > chain.tolerance_base_units
         if receipt is None:
             outcome, raw = Outcome.PROCESSING, "in_mempool"
         elif short:
