@@ -22,7 +22,7 @@ BUILD_DIR = REPO_ROOT / "payments" / "providers" / "escrow" / "build"
 
 # The version the committed artifacts were built with; `vyper==` in the requirements.
 VYPER_VERSION = "0.4.3"
-CONTRACTS: tuple[str, ...] = ("Escrow", "TestToken")
+CONTRACTS: tuple[str, ...] = ("Escrow", "TestToken", "Payments")
 
 
 def compile_source(path: Path) -> dict[str, Any]:

@@ -16,7 +16,12 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import TxParams, TxReceipt
 
 from payments.providers.chain.client import ESCROW_ID_DOMAIN, escrow_id_for  # noqa: F401
-from payments.providers.escrow.artifacts import ContractArtifact, escrow_artifact, token_artifact
+from payments.providers.escrow.artifacts import (
+    ContractArtifact,
+    escrow_artifact,
+    payments_artifact,
+    token_artifact,
+)
 
 Sender: TypeAlias = LocalAccount | ChecksumAddress | str
 
@@ -117,4 +122,23 @@ def token_contract(w3: Web3, address: ChecksumAddress | str) -> Contract:
     """A TestToken (also fine for reading any ERC-20: balanceOf, decimals, Transfer)."""
     return w3.eth.contract(
         address=Web3.to_checksum_address(address), abi=token_artifact().abi_list()
+    )
+
+
+def deploy_payments(
+    w3: Web3, deployer: Sender, owner: ChecksumAddress | str, signer: ChecksumAddress | str
+) -> ChecksumAddress:
+    """Deploy Payments(owner, signer); returns its address."""
+    return deploy_contract(
+        w3,
+        deployer,
+        payments_artifact(),
+        Web3.to_checksum_address(owner),
+        Web3.to_checksum_address(signer),
+    )
+
+
+def payments_contract(w3: Web3, address: ChecksumAddress | str) -> Contract:
+    return w3.eth.contract(
+        address=Web3.to_checksum_address(address), abi=payments_artifact().abi_list()
     )

@@ -68,3 +68,15 @@ def token_artifact() -> ContractArtifact:
 
 def escrow_abi() -> list[dict[str, Any]]:
     return escrow_artifact().abi_list()
+
+
+PAYMENTS = "Payments"
+
+
+def payments_artifact() -> ContractArtifact:
+    """The Payments contract (direct payments against signed EIP-712 intents)."""
+    return load_artifact(PAYMENTS)
+
+
+def payments_abi() -> list[dict[str, Any]]:
+    return payments_artifact().abi_list()
