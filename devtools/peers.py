@@ -238,8 +238,11 @@ def cmd_setup(args: argparse.Namespace) -> None:
     if chain.chain_id == ANVIL_CHAIN_ID:
         known = json.loads(deployment.read_text()) if deployment.is_file() else {}
         client = rpc.client_for(chain.rpc_url)
-        code = client.call("eth_getCode", [known["escrow_contract"], "latest"]) if known else "0x"
-        if code in ("0x", "", None):
+        codes = [
+            client.call("eth_getCode", [known[name], "latest"]) if known.get(name) else "0x"
+            for name in ("escrow_contract", "payment_contract")
+        ]
+        if any(code in ("0x", "", None) for code in codes):
             # A fresh chain: deploy, and forget the cursor of the chain an earlier run had.
             ChainCursor.objects.filter(chain_id=chain.chain_id).delete()
             funded = [w[role].address for role in FUNDED_ROLES]
@@ -305,6 +308,7 @@ def summary(demo_env: Path) -> str:
         f"  chain          {chain.rpc_url} (chain id {chain.chain_id}, "
         f"{chain.required_confirmations} confirmations)",
         f"  escrow         {chain.escrow_contract or '-'}",
+        f"  payments       {chain.payment_contract or '-'}",
     ]
     for asset in chain.assets:
         if asset.address:

@@ -134,6 +134,9 @@ class PaymentTransaction(RefreshableFSMModel):
     gas_used = BaseUnitsField(null=True, blank=True)
     effective_gas_price = BaseUnitsField(null=True, blank=True)
     escrow_id = models.CharField(max_length=66, null=True, blank=True, unique=True)
+    #: the bytes32 id a Payments-contract intent names (crypto payments bound on chain; empty
+    #: for those made before, verified the old way by their claimed hash)
+    chain_payment_id = models.CharField(max_length=66, null=True, blank=True, unique=True)
     contract_address = models.CharField(max_length=42, blank=True)
 
     provider_status = models.CharField(max_length=64, blank=True)

@@ -97,9 +97,10 @@ class MethodDetailsMixin(serializers.Serializer):
 
     payer_address = PayerAddressField(
         required=False,
-        help_text="crypto (required): the wallet the buyer pays from (0x and 40 hex digits; "
-        "a mixed-case address must carry its EIP-55 checksum). Only a transaction sent from "
-        "it pays the payment.",
+        help_text="crypto (optional): the wallet the buyer pays from (0x and 40 hex digits; "
+        "a mixed-case address must carry its EIP-55 checksum). It decides nothing for a "
+        "payment through the payment contract; required on a chain still taking plain "
+        "transfers (`legacy_transfers`), where only a transaction sent from it pays.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -115,17 +116,6 @@ class MethodDetailsMixin(serializers.Serializer):
                         )
                     ]
                     for name in misplaced
-                }
-            )
-        if attrs.get("payment_method") == PaymentMethod.CRYPTO and not attrs.get("payer_address"):
-            raise serializers.ValidationError(
-                {
-                    "payer_address": [
-                        serializers.ErrorDetail(
-                            "A crypto payment names the wallet it is paid from.",
-                            code="payer_address_required",
-                        )
-                    ]
                 }
             )
         return attrs

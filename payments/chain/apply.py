@@ -36,6 +36,7 @@ from payments.providers.chain.provider import (
     EscrowProvider,
     base_units_to_amount,
     escrow_terms_problem,
+    paid_terms_problem,
     payer_address,
 )
 from payments.providers.chain.registry import ChainConfig
@@ -286,6 +287,9 @@ def apply_awaiting(
         try:
             result = provider(p.method).verify(chain, payment_data(p), h, tx, receipt, head)
         except ProviderError as exc:
+            if p.chain_payment_id:
+                _binding_lost(p, h, exc, actor)
+                return
             payment_apply_result(
                 payment_id=p.id,
                 actor=actor,
@@ -314,6 +318,29 @@ def apply_awaiting(
         _savepoint_apply(p.id, result, actor)
 
     in_chunks(chain, awaiting, apply, lambda p: [p.id])
+
+
+def _binding_lost(p: PaymentTransaction, tx_hash: str, exc: ProviderError, actor: Actor) -> None:
+    """A payment bound on chain whose paying transaction, mined again after a reorg, no longer
+    pays it (it reverted, say: the intent's deadline passed). Nothing was paid: the payment
+    waits again, without the hash, flagged for staff; its intent still pays it until the
+    deadline."""
+    payment_apply_result(
+        payment_id=p.id,
+        actor=actor,
+        result=ProviderResult(
+            Outcome.PENDING,
+            raw_status="binding_lost",
+            fields={
+                "transaction_hash": None,
+                "sender_address": "",
+                "block_number": None,
+                "block_hash": "",
+                "confirmations": 0,
+            },
+            review_flags=[("binding_lost", {"transaction_hash": tx_hash, "error": exc.code})],
+        ),
+    )
 
 
 def _give_up_claim(p: PaymentTransaction, actor: Actor) -> None:
@@ -450,6 +477,95 @@ def _on_deposit(
     )
 
 
+def apply_paid(
+    chain: ChainConfig,
+    head: int,
+    final_to: int,
+    paid: list[rpc.DecodedLog],
+    report: PassReport,
+) -> None:
+    """The Payments contract's ``Paid`` events: each pays the payment whose id it names, and
+    nothing else pays a payment bound on chain. Shallow, the payment is ``processing`` (and
+    climbs with the rest in ``confirm_at_depth``); final, it confirms at once."""
+    if not paid:
+        return
+    actor = monitor_actor(chain)
+    payments = {
+        p.chain_payment_id: p
+        for p in PaymentTransaction.objects.filter(
+            chain_id=chain.chain_id, chain_payment_id__in={d.args["payment_id"] for d in paid}
+        )
+    }
+
+    def apply(d: rpc.DecodedLog) -> None:
+        p = payments[d.args["payment_id"]]
+        p.refresh_from_db()
+        _on_paid(chain, head, p, d, d.block_number <= final_to, actor, report)
+
+    in_chunks(
+        chain,
+        [d for d in paid if d.args["payment_id"] in payments],
+        apply,
+        lambda d: [payments[d.args["payment_id"]].id],
+    )
+
+
+def _on_paid(
+    chain: ChainConfig,
+    head: int,
+    p: PaymentTransaction,
+    d: rpc.DecodedLog,
+    final: bool,
+    actor: Actor,
+    report: PassReport,
+) -> None:
+    if d.address != (p.contract_address or "").lower():
+        return  # another deployment's event for the same id: not this payment's contract
+    if p.status in PAID_STATES:
+        return
+    details = {
+        "transaction_hash": d.transaction_hash,
+        "payer": d.args["payer"],
+        "amount_base_units": str(d.args["amount"]),
+        "block_number": d.block_number,
+    }
+    problem = paid_terms_problem(payment_data(p), d.args)
+    if problem or p.status not in WATCHED:
+        # other terms than signed (only a misused operator key could), or money for a
+        # payment closed before it arrived (an older attempt paid after a retry): staff
+        # decide, and refund; nothing is credited by itself
+        reason = "binding_terms_mismatch" if problem else "paid_after_close"
+        with transaction.atomic():
+            _, locked = lock_payment(p.id)
+            payment_flag(locked, reason, actor=actor, details=details | {"problem": problem})
+        return
+    if not final and p.block_hash == d.block_hash and p.status == P.PROCESSING:
+        return  # seen already; confirmations are updated in bulk
+    flags: list[tuple[str, dict[str, Any]]] = []
+    if p.status == P.EXPIRED:
+        flags.append(("late_payment", details))
+    fields: dict[str, Any] = {
+        "transaction_hash": d.transaction_hash,
+        "sender_address": d.args["payer"],
+        **rpc.mined_position(d.block_number, d.block_hash, head),
+    }
+    applied = _savepoint_apply(
+        p.id,
+        ProviderResult(
+            Outcome.SUCCEEDED if final else Outcome.PROCESSING,
+            reference=d.transaction_hash,
+            raw_status="paid_final" if final else "paid_seen",
+            fields=fields,
+            review_flags=flags,
+            data={"bound_by": "contract_event"},
+        ),
+        actor,
+        details={"transaction_hash": d.transaction_hash, "bound_by": "contract_event"},
+    )
+    if applied and final:
+        report.confirmed += 1
+
+
 def _transfer_candidates(
     chain: ChainConfig, transfers: list[rpc.DecodedLog]
 ) -> dict[tuple[str, int, str, str], list[PaymentTransaction]]:
@@ -463,6 +579,7 @@ def _transfer_candidates(
             method=PaymentMethod.CRYPTO,
             status__in=(P.PENDING, P.EXPIRED),
             transaction_hash__isnull=True,
+            chain_payment_id__isnull=True,  # bound on chain: paid only by what names it
             token_address__in={d.address for d in transfers},
             amount_base_units__in={int(d.args["value"]) for d in transfers},
         )

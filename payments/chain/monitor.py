@@ -2,13 +2,17 @@
 
 Its cost grows with new blocks, not with pending payments:
 
-1. read the head once; work up to ``head - lag``;
+1. read the head and the node's ``finalized`` block in one request; work up to
+   ``head - lag``; a block is final at ``required_confirmations`` deep or at or below the
+   finalized block, whichever comes first;
 2. re-read the hashes of the last K blocks (and of the blocks holding mined, unconfirmed
    transactions) in ONE batched request; a changed hash is a reorg: the payments in it go back
    to pending (flagged ``reorg``), never forward;
-3. one ``eth_getLogs`` request over the blocks not yet final: the escrow contract's events and
-   the accepted tokens' ``Transfer`` events to our receiving addresses (unclaimed token
-   payments are matched by exact token, amount and time window; ambiguous ones go to staff);
+3. one ``eth_getLogs`` request over the blocks not yet final: the escrow contract's events, the
+   Payments contract's ``Paid`` events (each names the payment it pays: the only way a new
+   crypto payment is credited) and, for payments made before those, the accepted tokens'
+   ``Transfer`` events to our receiving addresses (matched by exact token, amount, payer and
+   time window; ambiguous ones go to staff);
 4. batched receipts only for claimed transactions not yet mined (and platform-sent ones);
 5. confirm what has its confirmations and whose block hash re-checked. Results are applied in
    chunks, each its own transaction, each payment or event a savepoint: one that raises is
@@ -38,6 +42,7 @@ from payments.chain.apply import (
     PassReport,
     apply_awaiting,
     apply_logs,
+    apply_paid,
     apply_reorg,
     apply_sent,
     apply_transfers,
@@ -137,9 +142,13 @@ def chain_check_transactions(chain_id: int, hashes: list[str]) -> int:
 
 
 def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> None:
-    head = client.block_number()
+    head, finalized = client.head_and_finalized()
     target = max(0, head - chain.lag)
-    final_to = min(target, head - chain.required_confirmations + 1)
+    # final: the chain's confirmations deep, or at or below the node's finalized block,
+    # whichever comes first
+    final_to = min(
+        target, max(head - chain.required_confirmations + 1, -1 if finalized is None else finalized)
+    )
     report.head = head
     cursor = ChainCursor.objects.filter(chain_id=chain.chain_id).first()
     if cursor is None:
@@ -177,7 +186,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
 
     # 3. one eth_getLogs request over the blocks not yet final: the escrow contract's events and
     #    the accepted tokens' Transfers to our receiving addresses (two filters, one batch)
-    logs, transfers = _read_logs(chain, client, start, to, canonical)
+    logs, paid, transfers = _read_logs(chain, client, start, to, canonical)
     if transfers:
         claimed = set(
             PaymentTransaction.objects.filter(
@@ -205,6 +214,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     apply_reorg(chain, report, mined, ct_mined, canonical, changed, start)
     apply_awaiting(chain, head, awaiting, found, report)
     apply_logs(chain, head, final_to, logs, found, report)
+    apply_paid(chain, head, final_to, paid, report)
     apply_transfers(chain, head, transfers, times, found, report)
     confirm_at_depth(chain, head, final_to, canonical, report)
     expire(chain, report)
@@ -233,10 +243,28 @@ def _receiving_addresses(chain: ChainConfig) -> list[str]:
             method=PaymentMethod.CRYPTO,
             status__in=(P.PENDING, P.EXPIRED),
             transaction_hash__isnull=True,
+            chain_payment_id__isnull=True,  # made before payments were bound on chain
         )
         .exclude(token_address="")
         .exclude(pay_to_address="")
         .values_list("pay_to_address", flat=True)
+        .distinct()
+    )
+    return sorted(a.lower() for a in addresses if a)
+
+
+def _payment_contracts(chain: ChainConfig) -> list[str]:
+    """The Payments contracts whose events pay open payments: the chain's, and any other one
+    open payments were signed for (the setting changed since)."""
+    addresses = {chain.payment_contract} if chain.payment_contract else set()
+    addresses |= set(
+        PaymentTransaction.objects.filter(
+            chain_id=chain.chain_id,
+            chain_payment_id__isnull=False,
+            status__in=(P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED),
+        )
+        .exclude(contract_address="")
+        .values_list("contract_address", flat=True)
         .distinct()
     )
     return sorted(a.lower() for a in addresses if a)
@@ -248,18 +276,23 @@ def _read_logs(
     start: int,
     to: int,
     canonical: dict[int, str | None],
-) -> tuple[list[rpc.DecodedLog], list[rpc.DecodedLog]]:
-    """(escrow events, token Transfers to us) in blocks ``start + 1 .. to``, in one request.
+) -> tuple[list[rpc.DecodedLog], list[rpc.DecodedLog], list[rpc.DecodedLog]]:
+    """(escrow events, Payments ``Paid`` events, token Transfers to us) in blocks
+    ``start + 1 .. to``, in one request.
 
-    Two filters in one JSON-RPC batch, not one filter: topics are positional, and the escrow's
-    events carry an escrow id, buyer, seller or nothing where a Transfer carries its recipient,
-    so one filter would either drop escrow events or return every transfer of the token on the
-    chain. Plain ETH transfers write no log at all: those still need their hash claimed."""
+    One filter per kind in one JSON-RPC batch, not one filter: topics are positional, and the
+    escrow's events carry an escrow id, buyer, seller or nothing where a Transfer carries its
+    recipient, so one filter would either drop escrow events or return every transfer of the
+    token on the chain. A ``Paid`` event names the payment it pays: that is all it takes.
+    Transfers matter only for payments made before payments were bound on chain."""
     tokens = sorted({a.address for a in chain.assets if a.address})
     receivers = _receiving_addresses(chain) if tokens else []
+    contracts = _payment_contracts(chain)
     filters: list[dict[str, Any]] = []
     if chain.escrow_contract:
         filters.append({"address": chain.escrow_contract, "topics": [rpc.ESCROW_TOPICS]})
+    if contracts:
+        filters.append({"address": contracts, "topics": [rpc.PAID_TOPIC]})
     if tokens and receivers:
         filters.append(
             {
@@ -272,8 +305,9 @@ def _read_logs(
             }
         )
     if not filters or to <= start:
-        return [], []
+        return [], [], []
     logs: list[rpc.DecodedLog] = []
+    paid: list[rpc.DecodedLog] = []
     transfers: list[rpc.DecodedLog] = []
     for raw in client.get_logs(start + 1, to, filters):
         decoded = rpc.decode_log(raw)
@@ -285,11 +319,14 @@ def _read_logs(
         if decoded.name == "Transfer":
             if decoded.address in tokens and decoded.args["to"] in receivers:
                 transfers.append(decoded)
+        elif decoded.name == "Paid":
+            if decoded.address in contracts:
+                paid.append(decoded)
         elif decoded.address == chain.escrow_contract:
             logs.append(decoded)
-    logs.sort(key=lambda d: (d.block_number, d.log_index))
-    transfers.sort(key=lambda d: (d.block_number, d.log_index))
-    return logs, transfers
+    for found in (logs, paid, transfers):
+        found.sort(key=lambda d: (d.block_number, d.log_index))
+    return logs, paid, transfers
 
 
 def _fetch_receipts(

@@ -32,6 +32,11 @@ class FailureKind(StrEnum):
     FINAL = "final"  # fraud, cancelled: never retried
 
 
+#: The raw status of a claim that binds nothing: the claimed transaction does not pay the
+#: payment (a payment bound on chain is paid only by what names it). Nothing is recorded.
+NOT_BOUND = "not_bound"
+
+
 @dataclass(frozen=True)
 class PaymentData:
     payment_id: UUID
@@ -50,6 +55,7 @@ class PaymentData:
     pay_to_address: str = ""
     amount_base_units: int | None = None
     escrow_id: str | None = None
+    chain_payment_id: str | None = None
     contract_address: str = ""
     sender_address: str = ""
     expires_at: datetime | None = None

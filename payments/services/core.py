@@ -73,6 +73,7 @@ RESULT_FIELDS = frozenset(
         "gas_used",
         "effective_gas_price",
         "escrow_id",
+        "chain_payment_id",
         "contract_address",
         "expires_at",
     }
@@ -101,6 +102,7 @@ def payment_data(payment: PaymentTransaction) -> PaymentData:
         if payment.amount_base_units is not None
         else None,
         escrow_id=payment.escrow_id,
+        chain_payment_id=payment.chain_payment_id,
         contract_address=payment.contract_address,
         sender_address=payment.sender_address,
         expires_at=payment.expires_at,

@@ -29,6 +29,7 @@ from payments.models import (
     PaymentTransaction,
 )
 from payments.providers.base import (
+    NOT_BOUND,
     FailureKind,
     Outcome,
     ProviderError,
@@ -464,7 +465,11 @@ def payment_retry_start(
 def payment_claim_transaction(
     *, payment_id: UUID, transaction_hash: str, chain_id: int | None, actor: Actor
 ) -> PaymentTransaction:
-    """Claim an on-chain transaction for a crypto or escrow payment and verify it."""
+    """Claim an on-chain transaction for a crypto or escrow payment and verify it.
+
+    For a payment bound on chain (paid through the Payments contract) the hash is a hint to
+    look now: it is recorded only when its receipt carries the contract's event naming this
+    payment; anything else changes nothing (the monitor finds the event by itself)."""
     tx_hash = transaction_hash_clean(transaction_hash)
     payment = payment_get(payment_id)
     if payment.method not in (PaymentMethod.CRYPTO, PaymentMethod.ESCROW):
@@ -494,6 +499,8 @@ def payment_claim_transaction(
         raise ProviderRejected(
             str(exc), code=exc.code, details={"transaction_id": str(payment.id)}
         ) from exc
+    if result.raw_status == NOT_BOUND:
+        return payment  # a hint only: the transaction does not pay this payment (yet)
     try:
         return payment_apply_result(
             payment_id=payment.id, result=result, actor=actor, details={"transaction_hash": tx_hash}

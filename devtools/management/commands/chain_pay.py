@@ -1,6 +1,7 @@
 """Development helper: pay a crypto or escrow payment by sending its transaction_requests in
-order from a wallet the node unlocks (anvil's accounts), then print the hashes. Claim the last
-one with the API (or pass --claim to claim it here)."""
+order from a wallet the node unlocks (anvil's accounts), then print the hashes. A payment
+through the Payments contract needs no claim (the monitor finds its event); an escrow deposit
+or an old-style transfer is claimed with the API (or pass --claim to claim it here)."""
 
 import json
 import time
@@ -35,9 +36,12 @@ class Command(BaseCommand):
             raise CommandError("The payment has no transaction requests (was it started?).")
         client = rpc.client_for(get_chain(payment.chain_id).rpc_url)
         instructions = payment.provider_data.get("instructions") or {}
-        # a crypto payment is paid from the wallet it names; escrow deposits from any
+        # from the wallet the payment names, if it names one; else the node's account 2
         sender = (
-            options["sender"] or instructions.get("payer_address") or client.call("eth_accounts")[2]
+            options["sender"]
+            or requests_[0].get("from")
+            or instructions.get("payer_address")
+            or client.call("eth_accounts")[2]
         )
         hashes = []
         for req in requests_:

@@ -1,5 +1,6 @@
-"""Deploy the Escrow contract (and, on a development chain, the 6-decimal TestToken); print the
-addresses as JSON. On chain 31337 the addresses are also written to CHAIN_DEV_DEPLOYMENT_FILE,
+"""Deploy the Escrow and Payments contracts (and, on a development chain, the 6-decimal
+TestToken); print the addresses as JSON. The operator key's address signs payment intents.
+On chain 31337 the addresses are also written to CHAIN_DEV_DEPLOYMENT_FILE,
 where the chain registry finds them, and ``--fund`` gives demo wallets ETH and test tokens."""
 
 import json
@@ -18,7 +19,7 @@ FUND_TOKEN_UNITS = 100_000 * 10**6
 
 
 class Command(BaseCommand):
-    help = "Deploy Escrow (and TestToken on a dev chain) and print the addresses as JSON."
+    help = "Deploy Escrow, Payments (and TestToken on a dev chain); print the addresses as JSON."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--rpc-url", help="default: the default chain's CHAIN_RPC_URL")
@@ -54,6 +55,8 @@ class Command(BaseCommand):
         out = {
             "chain_id": chain_id,
             "escrow_contract": deploy.deploy_escrow(w3, deployer, operator, arbiter),
+            # owner (may rotate the signer) and signer of payment intents: the operator
+            "payment_contract": deploy.deploy_payments(w3, deployer, operator, operator),
             "operator": operator,
             "arbiter": arbiter,
             "tokens": [],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,13 +21,16 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_utils import function_signature_to_4byte_selector, keccak
 from web3 import HTTPProvider, Web3
 
-from payments.providers.escrow.artifacts import escrow_abi
+from payments.providers.escrow.artifacts import escrow_abi, payments_abi
 
 #: JSON-RPC calls per HTTP request when batching
 BATCH_SIZE = 1000
+#: tries of the pass's first read (head and finalized block) before the node counts as down
+HEAD_READ_ATTEMPTS = 4
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -147,6 +151,109 @@ def escrow_id_for(payment_uuid: uuid.UUID) -> bytes:
     return keccak(ESCROW_ID_DOMAIN + payment_uuid.bytes)
 
 
+# keccak256(PAYMENT_ID_DOMAIN || payment_uuid.bytes): the id a Payments contract intent names.
+PAYMENT_ID_DOMAIN = b"orderpay/payment/v1:"
+
+
+def payment_id_for(payment_uuid: uuid.UUID) -> bytes:
+    """The bytes32 id under which a payment is paid through the Payments contract."""
+    return keccak(PAYMENT_ID_DOMAIN + payment_uuid.bytes)
+
+
+# --- payment intents (EIP-712) ----------------------------------------------------------------
+INTENT_DOMAIN_NAME = "OrderpayPayments"
+INTENT_DOMAIN_VERSION = "1"
+INTENT_FIELDS = (
+    ("paymentId", "bytes32"),
+    ("token", "address"),
+    ("amount", "uint256"),
+    ("recipient", "address"),
+    ("feeAmount", "uint256"),
+    ("feeRecipient", "address"),
+    ("deadline", "uint256"),
+)
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    """What the operator signs and the Payments contract's ``pay`` checks: the payer's call
+    pays exactly this, to these recipients, before the deadline, once."""
+
+    payment_id: str  # 0x + 64 hex
+    token: str  # ZERO_ADDRESS: the native coin
+    amount: int
+    recipient: str
+    fee_amount: int
+    fee_recipient: str
+    deadline: int  # unix seconds
+
+    def values(self) -> list[Any]:
+        return [
+            bytes.fromhex(self.payment_id.removeprefix("0x")),
+            Web3.to_checksum_address(self.token),
+            self.amount,
+            Web3.to_checksum_address(self.recipient),
+            self.fee_amount,
+            Web3.to_checksum_address(self.fee_recipient),
+            self.deadline,
+        ]
+
+    def as_dict(self) -> dict[str, str]:
+        """The intent as the API shows it (amounts as strings: JSON numbers lose digits)."""
+        return {
+            "payment_id": self.payment_id,
+            "token": self.token,
+            "amount": str(self.amount),
+            "recipient": self.recipient,
+            "fee_amount": str(self.fee_amount),
+            "fee_recipient": self.fee_recipient,
+            "deadline": str(self.deadline),
+        }
+
+
+def intent_typed_data(intent: PaymentIntent, chain_id: int, contract: str) -> dict[str, Any]:
+    """The EIP-712 message of ``intent`` for the Payments contract at ``contract``."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "PaymentIntent": [{"name": n, "type": t} for n, t in INTENT_FIELDS],
+        },
+        "primaryType": "PaymentIntent",
+        "domain": {
+            "name": INTENT_DOMAIN_NAME,
+            "version": INTENT_DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": Web3.to_checksum_address(contract),
+        },
+        "message": dict(zip((n for n, _ in INTENT_FIELDS), intent.values(), strict=True)),
+    }
+
+
+def sign_intent(private_key: str, intent: PaymentIntent, chain_id: int, contract: str) -> str:
+    """The operator's signature of ``intent`` (r, s, v: 65 bytes, 0x hex), made locally."""
+    message = encode_typed_data(full_message=intent_typed_data(intent, chain_id, contract))
+    signed = Account.sign_message(message, private_key)
+    return "0x" + bytes(signed.signature).hex()
+
+
+PAY_SIGNATURE = "pay(bytes32,address,uint256,address,uint256,address,uint256,bytes)"
+PAY_TYPES = ["bytes32", "address", "uint256", "address", "uint256", "address", "uint256", "bytes"]
+
+
+def pay_call_data(intent: PaymentIntent, signature: str) -> str:
+    """``Payments.pay(...)`` with the signed intent: what the payer's wallet sends."""
+    return _call_data(
+        PAY_SIGNATURE,
+        PAY_TYPES,
+        [*intent.values(), bytes.fromhex(signature.removeprefix("0x"))],
+    )
+
+
 # --- ABI encoding and log decoding ----------------------------------------------------------
 def _selector(signature: str) -> bytes:
     return function_signature_to_4byte_selector(signature)
@@ -211,9 +318,10 @@ def _event_topic(signature: str) -> str:
 TRANSFER_TOPIC = _event_topic("Transfer(address,address,uint256)")
 
 
-def _escrow_events() -> dict[str, tuple[str, list[dict[str, Any]]]]:
+def _contract_events() -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """The Escrow and Payments contracts' events by topic (their names differ)."""
     events = {}
-    for item in escrow_abi():
+    for item in (*escrow_abi(), *payments_abi()):
         if item["type"] != "event":
             continue
         signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
@@ -221,8 +329,11 @@ def _escrow_events() -> dict[str, tuple[str, list[dict[str, Any]]]]:
     return events
 
 
-ESCROW_EVENTS = _escrow_events()
-ESCROW_TOPICS = sorted(ESCROW_EVENTS)
+CONTRACT_EVENTS = _contract_events()
+PAID_TOPIC = next(t for t, (name, _) in CONTRACT_EVENTS.items() if name == "Paid")
+ESCROW_TOPICS = sorted(
+    t for t, (_, inputs) in CONTRACT_EVENTS.items() if inputs and inputs[0]["name"] == "escrow_id"
+)
 
 
 def _decode_value(abi_type: str, value: Any) -> Any:
@@ -246,8 +357,9 @@ class DecodedLog:
 
 
 def decode_log(log: dict[str, Any]) -> DecodedLog | None:
-    """An escrow event or an ERC-20 Transfer from a raw JSON-RPC log; None for anything else,
-    malformed ones included (a contract may emit a ``Transfer`` topic with short data)."""
+    """An Escrow or Payments event or an ERC-20 Transfer from a raw JSON-RPC log; None for
+    anything else, malformed ones included (a contract may emit a ``Transfer`` topic with
+    short data)."""
     try:
         return _decode_log(log)
     except (DecodingError, ValueError, TypeError, AttributeError):
@@ -267,8 +379,8 @@ def _decode_log(log: dict[str, Any]) -> DecodedLog | None:
             "value": int(value),
         }
         name = "Transfer"
-    elif topics[0] in ESCROW_EVENTS:
-        name, inputs = ESCROW_EVENTS[topics[0]]
+    elif topics[0] in CONTRACT_EVENTS:
+        name, inputs = CONTRACT_EVENTS[topics[0]]
         indexed = [i for i in inputs if i["indexed"]]
         plain = [i for i in inputs if not i["indexed"]]
         if len(topics) != len(indexed) + 1:
@@ -354,6 +466,31 @@ class ChainClient:
 
     def block_number(self) -> int:
         return to_int(self.call("eth_blockNumber"))
+
+    def head_and_finalized(self) -> tuple[int, int | None]:
+        """The head and the node's ``finalized`` block number, in one request; the second is
+        None where the chain does not serve the tag (an error for it alone is not one)."""
+        calls = [("eth_blockNumber", []), ("eth_getBlockByNumber", ["finalized", False])]
+        # a read with no effect, first in every pass: retried like web3 retries single reads
+        # (a batch it does not), so a flaky node costs a pause, not the pass
+        for attempt in range(HEAD_READ_ATTEMPTS):
+            try:
+                responses = self.provider.make_batch_request(calls)
+                break
+            except (requests.RequestException, OSError) as exc:
+                if attempt == HEAD_READ_ATTEMPTS - 1:
+                    raise RpcUnavailable(f"batch: {type(exc).__name__}") from exc
+                time.sleep(0.125 * 2**attempt)
+        if isinstance(responses, dict) or len(responses) != 2:
+            raise RpcError("batch", responses)
+        first, second = sorted(responses, key=lambda r: r.get("id"))
+        if "error" in first:
+            raise RpcError("eth_blockNumber", first["error"])
+        head = to_int(first.get("result"))
+        block = second.get("result") if "error" not in second else None
+        if not isinstance(block, dict) or block.get("number") is None:
+            return head, None
+        return head, min(head, to_int(block["number"]))
 
     def block_headers(self, heights: list[int]) -> dict[int, tuple[str, int] | None]:
         """{height: (canonical block hash, timestamp) or None} for ``heights``, in one batch."""

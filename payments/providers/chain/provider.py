@@ -19,6 +19,7 @@ from django.utils import timezone
 from common.errors import ValidationFailed
 from common.money import amount_at_decimals, units_at_decimals
 from payments.providers.base import (
+    NOT_BOUND,
     FailureKind,
     Outcome,
     PaymentData,
@@ -48,6 +49,10 @@ base_units_to_amount = amount_at_decimals
 #: node and server clocks differ, and block timestamps are whole seconds: a transaction mined
 #: up to this long before the payment's row was written still counts as made after it
 CLOCK_SKEW = timedelta(seconds=120)
+#: ``provider_data["scheme"]`` of a payment paid through the Payments contract
+SCHEME_CONTRACT = "contract"
+#: how long a payment intent is valid when the payment has no expiry of its own
+INTENT_DEFAULT_LIFETIME = timedelta(hours=1)
 #: The provider status of a mined transfer that pays less than the payment asks (beyond the
 #: chain's tolerance): it never confirms, whatever its depth (the monitor skips it too).
 UNDERPAID = "underpaid"
@@ -188,6 +193,12 @@ class _ChainBase:
                     block_time = datetime.fromtimestamp(rpc.to_int(block["timestamp"]), tz=UTC)
         except (rpc.RpcError, rpc.RpcUnavailable) as exc:
             raise ProviderUnavailableError(str(exc)) from exc
+        if payment.chain_payment_id and (receipt is None or bound_event(payment, receipt) is None):
+            # Only the contract's event naming the payment pays it: whatever else the hash
+            # is (unknown, in the pool, another payment's, a plain transfer), nothing is
+            # recorded, so a claim can neither pay nor block anyone's payment. The monitor
+            # finds the event when it is mined.
+            return ProviderResult(Outcome.PENDING, raw_status=NOT_BOUND)
         if tx is None:
             raise ProviderError(
                 "The node does not know this transaction.",
@@ -251,7 +262,11 @@ class _ChainBase:
                     },
                 )
             )
-        if payment.method == "crypto" and not payer_address(payment.details):
+        if (
+            payment.method == "crypto"
+            and not payment.chain_payment_id
+            and not payer_address(payment.details)
+        ):
             # recorded before payments named their wallet: nothing binds the sender
             flags.append(("payer_not_bound", {"sender_address": checked.sender}))
         paid_at = block_time or timezone.now()
@@ -355,6 +370,24 @@ class ChainProvider(_ChainBase):
     name = "chain"
     method = "crypto"
 
+    def check_request(self, currency: str, details: dict[str, Any]) -> None:
+        chain = get_chain(details.get("chain_id"))
+        chain.asset_for_currency(currency)
+        if chain.payment_contract:
+            return
+        if not chain.legacy_transfers:
+            raise ValidationFailed(
+                f"Chain {chain.chain_id} has no payment contract configured.",
+                code="chain_not_configured",
+                details={"chain_id": chain.chain_id},
+            )
+        if not details.get("payer_address"):  # the old way binds the sender's wallet
+            raise ValidationFailed(
+                "A crypto payment names the wallet it is paid from.",
+                code="payer_address_required",
+                details={"field": "payer_address"},
+            )
+
     def _instructions(
         self,
         payment: PaymentData,
@@ -369,6 +402,101 @@ class ChainProvider(_ChainBase):
             raise ProviderError(
                 "No receiving address is configured for this chain.", code="chain_not_configured"
             )
+        if chain.payment_contract:
+            return self._contract_instructions(
+                payment, chain, asset, units, request, instructions, fields
+            )
+        if not chain.legacy_transfers:
+            raise ProviderError(
+                f"Chain {chain.chain_id} has no payment contract configured.",
+                code="chain_not_configured",
+            )
+        return self._legacy_instructions(
+            payment, asset, units, request, instructions, fields, chain
+        )
+
+    def _contract_instructions(
+        self,
+        payment: PaymentData,
+        chain: ChainConfig,
+        asset: Asset,
+        units: int,
+        request: dict[str, Any],
+        instructions: dict[str, Any],
+        fields: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A call to the Payments contract carrying the operator's signed intent: it pays
+        exactly ``units`` of the asset to the receiving address under the payment's own id
+        before the payment expires, or reverts. ERC-20: ``approve`` first."""
+        if not chain.operator_key:
+            raise ProviderError(
+                "No operator key signs payment intents on this chain.",
+                code="chain_not_configured",
+            )
+        payer = ""
+        if request.get("payer_address"):  # optional, informative: it decides nothing
+            payer = str(request["payer_address"])
+            problem = rpc.address_problem(payer)
+            if problem:
+                raise ProviderError(problem, code="invalid_payer_address")
+            payer = payer.lower()
+        contract = chain.payment_contract
+        expires = payment.expires_at or timezone.now() + INTENT_DEFAULT_LIFETIME
+        intent = rpc.PaymentIntent(
+            payment_id="0x" + rpc.payment_id_for(payment.payment_id).hex(),
+            token=asset.address or rpc.ZERO_ADDRESS,
+            amount=units,
+            recipient=chain.receiving_address,
+            fee_amount=0,
+            fee_recipient=rpc.ZERO_ADDRESS,
+            deadline=int(expires.timestamp()),
+        )
+        signature = rpc.sign_intent(chain.operator_key, intent, chain.chain_id, contract)
+        call = rpc.pay_call_data(intent, signature)
+        fields.update(
+            chain_payment_id=intent.payment_id, contract_address=contract, pay_to_address=contract
+        )
+        pay = f"pay {payment.amount} {asset.symbol} through the payment contract"
+        if asset.is_native:
+            requests_ = [tx_request(contract, units, call, pay)]
+        else:
+            requests_ = [
+                tx_request(
+                    str(asset.address),
+                    0,
+                    rpc.erc20_approve_data(contract, units),
+                    f"approve the payment contract for {payment.amount} {asset.symbol}",
+                ),
+                tx_request(contract, 0, call, pay),
+            ]
+        if payer:
+            for r in requests_:
+                r["from"] = payer
+        signed = {**intent.as_dict(), "signature": signature}
+        instructions.update(
+            scheme=SCHEME_CONTRACT,
+            contract_address=contract,
+            payment_id=intent.payment_id,
+            intent=signed,
+            transaction_requests=requests_,
+        )
+        data: dict[str, Any] = {"scheme": SCHEME_CONTRACT, "intent": signed}
+        if payer:
+            data["payer_address"] = payer
+        return data
+
+    def _legacy_instructions(
+        self,
+        payment: PaymentData,
+        asset: Asset,
+        units: int,
+        request: dict[str, Any],
+        instructions: dict[str, Any],
+        fields: dict[str, Any],
+        chain: ChainConfig,
+    ) -> dict[str, Any]:
+        """A plain transfer to the receiving address, from the wallet the buyer names (a chain
+        still migrating: ``legacy_transfers``)."""
         payer = str(request.get("payer_address") or "")
         if not payer:
             raise ProviderError(
@@ -407,6 +535,8 @@ class ChainProvider(_ChainBase):
         receipt: dict[str, Any] | None,
         head: int,
     ) -> Checked:
+        if payment.chain_payment_id:
+            return self._check_bound(chain, payment, receipt, head)
         to_us = (payment.pay_to_address or chain.receiving_address).lower()
         tx_to = rpc.norm_address(tx.get("to"))
         value = rpc.to_int(tx.get("value"))
@@ -449,6 +579,54 @@ class ChainProvider(_ChainBase):
             )
         position = self._position(receipt, head)
         return Checked(sender=sender, received=received, **position)
+
+    def _check_bound(
+        self,
+        chain: ChainConfig,
+        payment: PaymentData,
+        receipt: dict[str, Any] | None,
+        head: int,
+    ) -> Checked:
+        """A Payments-contract payment: what its ``Paid`` event says, nothing else."""
+        event = bound_event(payment, receipt or {})
+        if event is None:
+            raise ProviderError(
+                "The transaction carries no payment for this payment's id.", code=NOT_BOUND
+            )
+        problem = paid_terms_problem(payment, event.args)
+        if problem:
+            raise ProviderError(problem, code="binding_terms_mismatch")
+        position = self._position(receipt, head)
+        return Checked(sender=event.args["payer"], received=int(event.args["amount"]), **position)
+
+
+def bound_event(payment: PaymentData, receipt: dict[str, Any]) -> rpc.DecodedLog | None:
+    """The Payments contract's ``Paid`` event naming ``payment`` in a receipt's logs."""
+    contract = (payment.contract_address or "").lower()
+    for log in receipt.get("logs") or []:
+        d = rpc.decode_log(log)
+        if (
+            d is not None
+            and d.name == "Paid"
+            and d.address == contract
+            and d.args["payment_id"] == (payment.chain_payment_id or "").lower()
+        ):
+            return d
+    return None
+
+
+def paid_terms_problem(payment: PaymentData, args: dict[str, Any]) -> str | None:
+    """The event names the payment's id; it must also pay the signed terms (it always does,
+    unless the operator key signed other terms for the same id)."""
+    intent = payment.details.get("intent") or {}
+    token = (payment.token_address or "").lower() or rpc.ZERO_ADDRESS
+    if args["token"] != token:
+        return "The payment contract was paid in another asset."
+    if int(args["amount"]) != int(payment.amount_base_units or 0):
+        return "The payment contract was paid another amount."
+    if args["recipient"] != str(intent.get("recipient") or "").lower():
+        return "The payment contract paid another recipient."
+    return None
 
 
 class EscrowProvider(_ChainBase):

@@ -1,5 +1,5 @@
 """The chain registry: per chain id its RPC URL, confirmations, accepted assets, escrow
-contract, receiving address and (from the environment only) the platform's keys.
+and payment contracts, receiving address and (from the environment only) the platform's keys.
 
 Built from ``settings.CHAINS`` (a list of dicts; the default chain comes from ``CHAIN_*`` env
 variables, more from ``CHAINS_JSON``). Keys are never part of ``repr`` and never logged.
@@ -41,6 +41,12 @@ class ChainConfig:
     native_symbol: str = "ETH"
     assets: tuple[Asset, ...] = ()
     escrow_contract: str = ""
+    #: the Payments contract new crypto payments are paid through (signed intents)
+    payment_contract: str = ""
+    #: create new crypto payments the old way (a plain transfer to ``receiving_address``,
+    #: attributed by the claimed hash and the payer's wallet) where no payment contract is set.
+    #: Only for a chain still migrating: nothing binds such a transfer to its payment.
+    legacy_transfers: bool = False
     receiving_address: str = ""
     tolerance_base_units: int = 0
     #: blocks below the head the monitor stops at (0: read up to the head)
@@ -97,6 +103,12 @@ def _dev_deployment(chain_id: int) -> dict[str, Any]:
         return {}
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def _build(raw: dict[str, Any]) -> ChainConfig:
     chain_id = int(raw["chain_id"])
     dev = _dev_deployment(chain_id)
@@ -121,6 +133,10 @@ def _build(raw: dict[str, Any]) -> ChainConfig:
         native_symbol=native_symbol,
         assets=tuple(assets),
         escrow_contract=str(raw.get("escrow_contract") or dev.get("escrow_contract", "")).lower(),
+        payment_contract=str(
+            raw.get("payment_contract") or dev.get("payment_contract", "")
+        ).lower(),
+        legacy_transfers=_flag(raw.get("legacy_transfers")),
         receiving_address=str(raw.get("receiving_address", "")).lower(),
         tolerance_base_units=int(raw.get("tolerance_base_units", 0)),
         lag=int(raw.get("lag", 0)),

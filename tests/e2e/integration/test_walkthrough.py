@@ -47,6 +47,8 @@ CLEARED = (
     "CHAIN_ID",
     "CHAINS_JSON",
     "ESCROW_CONTRACT_ADDRESS",
+    "PAYMENT_CONTRACT_ADDRESS",
+    "CHAIN_LEGACY_TRANSFERS",
     "ESCROW_OPERATOR_KEY",
     "ACCEPTED_TOKENS",
     "CRYPTO_RECEIVING_ADDRESS",
@@ -287,18 +289,19 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
             "currency": "ETH",
             "description": "Sticker",
             "payment_method": "crypto",
-            "payer_address": demo["BUYER_WALLET"],
         },
     )
     transaction = order["transaction"]
     instructions = transaction["payment_instructions"]
     assert instructions["chain_id"] == 31337 and instructions["token_address"] is None
     assert instructions["amount_base_units"] == str(5 * 10**16)
+    assert instructions["scheme"] == "contract"
     [request] = instructions["transaction_requests"]
-    assert request["from"] == demo["BUYER_WALLET"].lower()
+    assert request["to"] == instructions["contract_address"]
 
-    # the wallet sends exactly the transaction request (anvil unlocks the demo buyer's account)
-    tx_hash = make_run.rpc(
+    # the wallet sends exactly the transaction request (anvil unlocks the demo buyer's account);
+    # nothing is claimed: the contract's event names the payment
+    make_run.rpc(
         "eth_sendTransaction",
         [
             {
@@ -309,14 +312,6 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
             }
         ],
     )
-    claim = make_run.api(
-        "POST",
-        "/api/orders/payment/monitor-blockchain",
-        demo["BUYER"],
-        {"transaction_id": transaction["id"], "transaction_hash": tx_hash},
-    )
-    assert claim["status"] in ("processing", "confirmed") and claim["transaction_hash"] == tx_hash
-
     # anvil mines a block a second; beat's chain poll confirms at 3 confirmations
     status = wait_for(
         lambda: (s := payment_status(make_run, order["id"]))["order_status"] == "paid" and s,

@@ -350,7 +350,6 @@ def test_monitor_blockchain_errors(buyer_api, order, buyer, seller):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({}, "payer_address_required"),
         ({"payer_address": "0x1234"}, "invalid_payer_address"),
         ({"payer_address": "0x" + "g" * 40}, "invalid_payer_address"),
         # PAYER with one letter's case flipped: the checksum no longer holds

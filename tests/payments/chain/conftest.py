@@ -20,6 +20,7 @@ from devtools.contracts import deploy  # noqa: E402
 from orders.audit import Actor  # noqa: E402
 from payments.chain.monitor import PassReport, chain_poll  # noqa: E402
 from payments.models import PaymentTransaction  # noqa: E402
+from payments.providers.chain.registry import get_chain  # noqa: E402
 from payments.providers.registry import get_provider  # noqa: E402
 from payments.services.payments import payment_create, payment_start  # noqa: E402
 from tests.factories import OrderFactory  # noqa: E402
@@ -33,6 +34,7 @@ class ChainEnv:
     node: AnvilNode
     escrow: str
     token: str
+    payments: str  # the Payments contract (signer: the operator)
     operator: str  # account 1
     receiving: str  # account 9
     payer: str  # account 3
@@ -90,6 +92,7 @@ def chain_contracts(anvil: AnvilNode) -> dict[str, str]:  # noqa: F811
     operator = anvil.accounts[1]
     return {
         "escrow": deploy.deploy_escrow(w3, anvil.accounts[0], operator, operator),
+        "payments": deploy.deploy_payments(w3, anvil.accounts[0], operator, operator),
         "token": deploy.deploy_test_token(w3, anvil.accounts[0]),
     }
 
@@ -102,6 +105,7 @@ def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[Chain
         node=anvil,
         escrow=chain_contracts["escrow"],
         token=chain_contracts["token"],
+        payments=chain_contracts["payments"],
         operator=anvil.accounts[1],
         receiving=anvil.accounts[9],
         payer=anvil.accounts[3],
@@ -119,6 +123,9 @@ def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[Chain
             "required_confirmations": CONFIRMATIONS,
             "tokens": [{"symbol": "USDC", "address": env.token, "decimals": 6}],
             "escrow_contract": env.escrow,
+            # crypto payments the old way (a plain transfer, claimed): the migration path; the
+            # ``bound_env`` fixture pays through the Payments contract
+            "legacy_transfers": True,
             "receiving_address": env.receiving,
             "operator_key": env.operator_key,
             "payout_key": "",
@@ -136,6 +143,17 @@ def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[Chain
         get_provider.cache_clear()
 
 
+@pytest.fixture
+def bound_env(chain_env, settings) -> ChainEnv:  # type: ignore[no-untyped-def]
+    """``chain_env`` with the Payments contract configured: new crypto payments are bound on
+    chain (a signed intent; credited only by the contract's event naming them)."""
+    settings.CHAINS = [
+        {**settings.CHAINS[0], "payment_contract": chain_env.payments, "legacy_transfers": False}
+    ]
+    get_provider.cache_clear()
+    return chain_env
+
+
 def chain_order(buyer, seller, currency: str = "ETH", amount: str = "0.5"):  # type: ignore[no-untyped-def]
     return OrderFactory(buyer=buyer, seller=seller, currency=currency, amount=Decimal(amount))
 
@@ -147,7 +165,7 @@ PAYER = "0x90f79bf6eb2c4f870365e785982e1f101e93b906"
 
 def start_payment(order, method: str, details: dict | None = None) -> PaymentTransaction:  # type: ignore[no-untyped-def]
     actor = Actor.for_user(order.buyer)
-    if method == "crypto":
+    if method == "crypto" and not get_chain(None).payment_contract:
         details = {"payer_address": PAYER, **(details or {})}
     payment = payment_create(order_id=order.id, method=method, actor=actor, details=details)
     payment_start(payment_id=payment.id, actor=actor)
