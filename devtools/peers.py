@@ -240,7 +240,7 @@ def cmd_setup(args: argparse.Namespace) -> None:
         client = rpc.client_for(chain.rpc_url)
         codes = [
             client.call("eth_getCode", [known[name], "latest"]) if known.get(name) else "0x"
-            for name in ("escrow_contract", "payment_contract")
+            for name in ("escrow_contract", "payment_contract", "deposit_factory")
         ]
         if any(code in ("0x", "", None) for code in codes):
             # A fresh chain: deploy, and forget the cursor of the chain an earlier run had.
@@ -309,6 +309,7 @@ def summary(demo_env: Path) -> str:
         f"{chain.required_confirmations} confirmations)",
         f"  escrow         {chain.escrow_contract or '-'}",
         f"  payments       {chain.payment_contract or '-'}",
+        f"  deposits       {chain.deposit_factory or '-'} (factory)",
     ]
     for asset in chain.assets:
         if asset.address:

@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, FSMField, transition
 
-from common.money import sub
+from common.money import amount_at_decimals, sub
 from orders.fields import AmountField, BaseUnitsField, CurrencyField
 from orders.models import Order, RefreshableFSMModel
 
@@ -24,6 +24,8 @@ class PaymentMethod(models.TextChoices):
 
 class PaymentStatus(models.TextChoices):
     PENDING = "pending"  # created; waiting for the payer or the provider
+    #: less than the amount arrived at the payment's deposit address; waiting for the rest
+    PARTIALLY_PAID = "partially_paid"
     PROCESSING = "processing"  # seen by the provider or on chain; not final yet
     UNKNOWN = "unknown"  # a provider call timed out: outcome unknown until reconciled
     CONFIRMED = "confirmed"  # final: funds received (or held in escrow)
@@ -37,7 +39,7 @@ class PaymentStatus(models.TextChoices):
 
 
 P = PaymentStatus
-OPEN_STATES = (P.PENDING, P.PROCESSING, P.UNKNOWN)
+OPEN_STATES = (P.PENDING, P.PROCESSING, P.UNKNOWN, P.PARTIALLY_PAID)
 #: States in which the payment's amount counts as paid.
 PAID_STATES = (P.CONFIRMED, P.COMPLETED, P.PARTIALLY_REFUNDED, P.REFUNDED, P.DISPUTED)
 #: States from which money can be refunded.
@@ -137,6 +139,10 @@ class PaymentTransaction(RefreshableFSMModel):
     #: the bytes32 id a Payments-contract intent names (crypto payments bound on chain; empty
     #: for those made before, verified the old way by their claimed hash)
     chain_payment_id = models.CharField(max_length=66, null=True, blank=True, unique=True)
+    #: the CREATE2 address unique to the payment: plain transfers to it pay it and nothing else
+    deposit_address = models.CharField(max_length=42, null=True, blank=True, unique=True)
+    #: what has arrived at the deposit address and is final, in the asset's base units
+    received_base_units = BaseUnitsField(default=0)
     contract_address = models.CharField(max_length=42, blank=True)
 
     provider_status = models.CharField(max_length=64, blank=True)
@@ -180,17 +186,41 @@ class PaymentTransaction(RefreshableFSMModel):
         return sub(self.amount, self.fee_amount)
 
     @property
+    def received_amount(self) -> Decimal:
+        """What has arrived for it: the final deposits at its deposit address (if it has one
+        and was not paid another way), else the whole amount once paid."""
+        if self.status in PAID_STATES and not (self.deposit_address and self.received_base_units):
+            return self.amount
+        if not self.deposit_address:
+            return Decimal(0)
+        decimals = int((self.provider_data.get("instructions") or {}).get("decimals") or 0)
+        return amount_at_decimals(int(self.received_base_units), decimals)
+
+    @property
+    def outstanding_amount(self) -> Decimal:
+        """What is still to be paid on this attempt (never below zero)."""
+        return max(sub(self.amount, self.received_amount), Decimal(0))
+
+    @property
     def refundable_amount(self) -> Decimal:
         if self.status not in REFUNDABLE_STATES:
             return Decimal(0)
         return sub(self.amount, self.refunded_amount)
 
     # --- status transitions -----------------------------------------------------------------
-    @transition(field=status, source=[P.PENDING, P.UNKNOWN], target=P.PROCESSING)
+    @transition(field=status, source=[P.PENDING, P.UNKNOWN, P.PARTIALLY_PAID], target=P.PROCESSING)
     def start_processing(self) -> None:
         pass
 
-    @transition(field=status, source=[P.PROCESSING, P.UNKNOWN], target=P.PENDING)
+    @transition(
+        field=status,
+        source=[P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED],
+        target=P.PARTIALLY_PAID,
+    )
+    def receive_part(self) -> None:
+        """Less than the amount arrived at the deposit address: the order stays unpaid."""
+
+    @transition(field=status, source=[P.PROCESSING, P.UNKNOWN, P.PARTIALLY_PAID], target=P.PENDING)
     def back_to_pending(self) -> None:
         """A reorg dropped the transaction, or the provider asks the payer again."""
         self.confirmations = 0
@@ -203,7 +233,7 @@ class PaymentTransaction(RefreshableFSMModel):
 
     @transition(
         field=status,
-        source=[P.PENDING, P.PROCESSING, P.UNKNOWN, *UNSUCCESSFUL_STATES],
+        source=[P.PENDING, P.PROCESSING, P.UNKNOWN, P.PARTIALLY_PAID, *UNSUCCESSFUL_STATES],
         target=P.CONFIRMED,
     )
     def confirm(self) -> None:
@@ -457,6 +487,8 @@ class ChainTransaction(models.Model):
         RESOLVE = "resolve"
         PAYOUT = "payout"  # a crypto refund sent from the payout wallet
         MANUAL_REFUND = "manual_refund"  # a refund support sent and recorded by hash
+        SWEEP = "sweep"  # deposit address funds moved to the receiving address (operator)
+        EXCESS_RETURN = "excess_return"  # what a deposit paid beyond the amount, sent back
 
     class Status(models.TextChoices):
         SENT = "sent"  # broadcast (or recorded), not mined yet
@@ -471,6 +503,14 @@ class ChainTransaction(models.Model):
     )
     refund = models.ForeignKey(
         Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="chain_transactions"
+    )
+    #: the deposit that caused it (a sweep or an excess return): one of each per deposit
+    deposit = models.ForeignKey(
+        "ChainDeposit",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="chain_transactions",
     )
     from_address = models.CharField(max_length=42, blank=True)
     to_address = models.CharField(max_length=42, blank=True)
@@ -500,7 +540,55 @@ class ChainTransaction(models.Model):
                 condition=models.Q(nonce__isnull=False),
                 name="chain_transaction_nonce_once",
             ),
+            models.UniqueConstraint(
+                fields=["deposit", "purpose"],
+                condition=models.Q(deposit__isnull=False),
+                name="chain_transaction_once_per_deposit",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.transaction_hash} ({self.status})"
+
+
+class ChainDeposit(models.Model):
+    """Value that arrived at a payment's deposit address: the native coin a transaction sent
+    to it (``log_index`` -1) or an accepted token's ``Transfer`` to it. Seen while shallow,
+    final at depth; a reorg that drops it marks it dropped. The payment's state follows the
+    sum of its final deposits."""
+
+    class Status(models.TextChoices):
+        SEEN = "seen"
+        FINAL = "final"
+        DROPPED = "dropped"
+
+    payment = models.ForeignKey(
+        PaymentTransaction, on_delete=models.PROTECT, related_name="deposits"
+    )
+    chain_id = models.PositiveBigIntegerField()
+    transaction_hash = models.CharField(max_length=66)
+    log_index = models.BigIntegerField()  # -1: the transaction's own value (native coin)
+    token_address = models.CharField(max_length=42, blank=True)  # blank: the native coin
+    from_address = models.CharField(max_length=42)
+    amount_base_units = BaseUnitsField()
+    #: the part of it beyond what the payment asks, decided when it became final: sent back
+    #: to ``from_address`` from the payout wallet (one ``excess_return`` per deposit)
+    excess_base_units = BaseUnitsField(default=0)
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.SEEN, db_index=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["block_number", "log_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain_id", "transaction_hash", "log_index"], name="chain_deposit_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deposit {self.amount_base_units} in {self.transaction_hash} ({self.status})"

@@ -22,7 +22,13 @@ BUILD_DIR = REPO_ROOT / "payments" / "providers" / "escrow" / "build"
 
 # The version the committed artifacts were built with; `vyper==` in the requirements.
 VYPER_VERSION = "0.4.3"
-CONTRACTS: tuple[str, ...] = ("Escrow", "TestToken", "Payments")
+CONTRACTS: tuple[str, ...] = (
+    "Escrow",
+    "TestToken",
+    "Payments",
+    "DepositForwarder",
+    "DepositFactory",
+)
 
 
 def compile_source(path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from payments.providers.chain.client import ESCROW_ID_DOMAIN, escrow_id_for  # n
 from payments.providers.escrow.artifacts import (
     ContractArtifact,
     escrow_artifact,
+    load_artifact,
     payments_artifact,
     token_artifact,
 )
@@ -142,3 +143,25 @@ def payments_contract(w3: Web3, address: ChecksumAddress | str) -> Contract:
     return w3.eth.contract(
         address=Web3.to_checksum_address(address), abi=payments_artifact().abi_list()
     )
+
+
+def deploy_deposit_factory(
+    w3: Web3,
+    deployer: Sender,
+    owner: ChecksumAddress | str,
+    operator: ChecksumAddress | str,
+    receiver: ChecksumAddress | str,
+) -> tuple[ChecksumAddress, ChecksumAddress]:
+    """Deploy DepositFactory (it deploys its own DepositForwarder implementation); returns
+    (factory, implementation): deposit addresses are derived from both."""
+    factory = deploy_contract(
+        w3,
+        deployer,
+        load_artifact("DepositFactory"),
+        Web3.to_checksum_address(owner),
+        Web3.to_checksum_address(operator),
+        Web3.to_checksum_address(receiver),
+        bytes.fromhex(load_artifact("DepositForwarder").bytecode.removeprefix("0x")),
+    )
+    contract = w3.eth.contract(address=factory, abi=load_artifact("DepositFactory").abi_list())
+    return factory, Web3.to_checksum_address(contract.functions.implementation().call())

@@ -197,6 +197,12 @@ class TransactionSerializer(serializers.Serializer):
     currency = serializers.CharField(read_only=True)
     fee_amount = MoneyField()
     refunded_amount = MoneyField()
+    received_amount = MoneyField(
+        help_text="What has arrived and is final (crypto: the deposits at the payment's deposit "
+        "address; a `partially_paid` payment waits for the rest at the same address)."
+    )
+    outstanding_amount = MoneyField(help_text="What is still to be paid on this attempt.")
+    deposit_address = serializers.CharField(read_only=True, allow_null=True)
     transaction_hash = serializers.CharField(read_only=True, allow_null=True)
     chain_id = serializers.IntegerField(read_only=True, allow_null=True)
     confirmations = serializers.IntegerField(read_only=True)

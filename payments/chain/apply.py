@@ -115,6 +115,9 @@ class PassReport:
     #: because more than one open payment could be the one they pay
     matched: int = 0
     ambiguous: int = 0
+    #: new arrivals at deposit addresses, and platform transactions they called for
+    deposits: int = 0
+    followups: int = 0
     #: seconds spent applying what was read (the database side of the pass)
     apply_seconds: float = 0.0
     http_requests: int = 0

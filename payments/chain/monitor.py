@@ -35,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.locks import try_lock
+from payments.chain import deposits
 from payments.chain.apply import (
     CT,
     LATE_CLAIM_WATCH,
@@ -186,7 +187,12 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
 
     # 3. one eth_getLogs request over the blocks not yet final: the escrow contract's events and
     #    the accepted tokens' Transfers to our receiving addresses (two filters, one batch)
-    logs, paid, transfers = _read_logs(chain, client, start, to, canonical)
+    watched_deposits = deposits.watched_addresses(chain)
+    logs, paid, transfers, to_deposits = _read_logs(
+        chain, client, start, to, canonical, set(watched_deposits)
+    )
+    arrivals = deposits.token_arrivals(to_deposits, watched_deposits)
+    arrivals += deposits.native_arrivals(client, start, to, canonical, watched_deposits)
     if transfers:
         claimed = set(
             PaymentTransaction.objects.filter(
@@ -215,6 +221,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     apply_awaiting(chain, head, awaiting, found, report)
     apply_logs(chain, head, final_to, logs, found, report)
     apply_paid(chain, head, final_to, paid, report)
+    deposits.apply_deposits(chain, start, to, final_to, canonical, arrivals, report)
     apply_transfers(chain, head, transfers, times, found, report)
     confirm_at_depth(chain, head, final_to, canonical, report)
     expire(chain, report)
@@ -231,6 +238,8 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         cursor.save()
         report.cursor = new_cursor
     report.apply_seconds = time.perf_counter() - applying
+    # after the pass's transactions: sweeps and excess returns talk to the node
+    report.followups = deposits.deposit_followups(chain)
 
 
 def _receiving_addresses(chain: ChainConfig) -> list[str]:
@@ -276,9 +285,13 @@ def _read_logs(
     start: int,
     to: int,
     canonical: dict[int, str | None],
-) -> tuple[list[rpc.DecodedLog], list[rpc.DecodedLog], list[rpc.DecodedLog]]:
-    """(escrow events, Payments ``Paid`` events, token Transfers to us) in blocks
-    ``start + 1 .. to``, in one request.
+    deposit_addresses: set[str],
+) -> tuple[list[rpc.DecodedLog], list[rpc.DecodedLog], list[rpc.DecodedLog], list[rpc.DecodedLog]]:
+    """(escrow events, Payments ``Paid`` events, token Transfers to our receiving addresses,
+    token Transfers to watched deposit addresses) in blocks ``start + 1 .. to``, in one
+    request. With deposit addresses watched, the tokens' Transfer filter names no recipient
+    (there may be thousands): every transfer of the accepted tokens in the range comes back and
+    is matched here, in memory.
 
     One filter per kind in one JSON-RPC batch, not one filter: topics are positional, and the
     escrow's events carry an escrow id, buyer, seller or nothing where a Transfer carries its
@@ -293,7 +306,9 @@ def _read_logs(
         filters.append({"address": chain.escrow_contract, "topics": [rpc.ESCROW_TOPICS]})
     if contracts:
         filters.append({"address": contracts, "topics": [rpc.PAID_TOPIC]})
-    if tokens and receivers:
+    if tokens and deposit_addresses:
+        filters.append({"address": tokens, "topics": [rpc.TRANSFER_TOPIC]})
+    elif tokens and receivers:
         filters.append(
             {
                 "address": tokens,
@@ -305,10 +320,11 @@ def _read_logs(
             }
         )
     if not filters or to <= start:
-        return [], [], []
+        return [], [], [], []
     logs: list[rpc.DecodedLog] = []
     paid: list[rpc.DecodedLog] = []
     transfers: list[rpc.DecodedLog] = []
+    to_deposits: list[rpc.DecodedLog] = []
     for raw in client.get_logs(start + 1, to, filters):
         decoded = rpc.decode_log(raw)
         if decoded is None or decoded.removed:
@@ -317,16 +333,20 @@ def _read_logs(
         if known is not None and known != decoded.block_hash:
             continue  # reorged between the two reads: next pass
         if decoded.name == "Transfer":
-            if decoded.address in tokens and decoded.args["to"] in receivers:
+            if decoded.address not in tokens:
+                continue
+            if decoded.args["to"] in receivers:
                 transfers.append(decoded)
+            elif decoded.args["to"] in deposit_addresses:
+                to_deposits.append(decoded)
         elif decoded.name == "Paid":
             if decoded.address in contracts:
                 paid.append(decoded)
         elif decoded.address == chain.escrow_contract:
             logs.append(decoded)
-    for found in (logs, paid, transfers):
+    for found in (logs, paid, transfers, to_deposits):
         found.sort(key=lambda d: (d.block_number, d.log_index))
-    return logs, paid, transfers
+    return logs, paid, transfers, to_deposits
 
 
 def _fetch_receipts(

@@ -67,7 +67,12 @@ def chain_prepare(
 
 
 def chain_record(
-    prepared: Prepared, *, payment_id: UUID, purpose: str, refund_id: UUID | None = None
+    prepared: Prepared,
+    *,
+    payment_id: UUID,
+    purpose: str,
+    refund_id: UUID | None = None,
+    deposit_id: int | None = None,
 ) -> ChainTransaction:
     """Number (the next nonce: the node's pending count read in ``chain_prepare`` or our last
     one + 1, under a lock per sender), sign locally and record a prepared transaction; it is
@@ -86,6 +91,7 @@ def chain_record(
             purpose=purpose,
             payment_id=payment_id,
             refund_id=refund_id,
+            deposit_id=deposit_id,
             from_address=sender,
             to_address=to.lower(),
             nonce=nonce,

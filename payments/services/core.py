@@ -74,6 +74,7 @@ RESULT_FIELDS = frozenset(
         "effective_gas_price",
         "escrow_id",
         "chain_payment_id",
+        "deposit_address",
         "contract_address",
         "expires_at",
     }

@@ -25,6 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--rpc-url", help="default: the default chain's CHAIN_RPC_URL")
         parser.add_argument("--operator", help="operator address (default: the operator key's)")
         parser.add_argument("--arbiter", help="arbiter address (default: the operator)")
+        parser.add_argument(
+            "--receiver",
+            help="where deposit addresses sweep to (default: CRYPTO_RECEIVING_ADDRESS)",
+        )
         parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the node")
         parser.add_argument("--fund", nargs="*", default=[], help="dev chain: wallets to fund")
 
@@ -52,6 +56,7 @@ class Command(BaseCommand):
         else:
             raise CommandError("Set ESCROW_OPERATOR_KEY to deploy outside a development chain.")
         arbiter = options["arbiter"] or operator
+        receiver = options["receiver"] or (chain.receiving_address if chain else "")
         out = {
             "chain_id": chain_id,
             "escrow_contract": deploy.deploy_escrow(w3, deployer, operator, arbiter),
@@ -59,8 +64,15 @@ class Command(BaseCommand):
             "payment_contract": deploy.deploy_payments(w3, deployer, operator, operator),
             "operator": operator,
             "arbiter": arbiter,
+            "receiver": receiver,
             "tokens": [],
         }
+        if receiver:
+            # deposit addresses sweep to the receiving address: no receiver, no factory
+            factory, forwarder = deploy.deploy_deposit_factory(
+                w3, deployer, operator, operator, receiver
+            )
+            out.update(deposit_factory=factory, deposit_implementation=forwarder)
         if dev:
             token = deploy.deploy_test_token(w3, deployer)
             out["tokens"] = [{"symbol": "USDC", "address": token, "decimals": 6}]

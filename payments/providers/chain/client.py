@@ -160,6 +160,47 @@ def payment_id_for(payment_uuid: uuid.UUID) -> bytes:
     return keccak(PAYMENT_ID_DOMAIN + payment_uuid.bytes)
 
 
+# keccak256(DEPOSIT_SALT_DOMAIN || payment_uuid.bytes): the CREATE2 salt of a deposit address.
+DEPOSIT_SALT_DOMAIN = b"orderpay/deposit/v1:"
+# EIP-1167 minimal proxy creation code, as Vyper's create_minimal_proxy_to deploys it: a loader,
+# then the runtime that delegates every call to the 20-byte implementation address
+_PROXY_LOADER = bytes.fromhex("602d3d8160093d39f3")
+_PROXY_PREFIX = bytes.fromhex("363d3d373d3d3d363d73")
+_PROXY_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+
+
+def deposit_salt_for(payment_uuid: uuid.UUID) -> bytes:
+    return keccak(DEPOSIT_SALT_DOMAIN + payment_uuid.bytes)
+
+
+def deposit_address_for(factory: str, implementation: str, salt: bytes) -> str:
+    """The address the factory's forwarder for ``salt`` has (or will have): CREATE2 of the
+    minimal proxy to ``implementation``. Value sent there before it is deployed waits for it."""
+    init_code = (
+        _PROXY_LOADER
+        + _PROXY_PREFIX
+        + bytes.fromhex(norm_address(implementation).removeprefix("0x"))
+        + _PROXY_SUFFIX
+    )
+    digest = keccak(
+        b"\xff" + bytes.fromhex(norm_address(factory).removeprefix("0x")) + salt + keccak(init_code)
+    )
+    return "0x" + digest[12:].hex()
+
+
+def sweep_call_data(salt: str, tokens: list[str]) -> str:
+    """``DepositFactory.sweep(salt, tokens)``: deploy the forwarder if needed and move its
+    native balance and these tokens' balances to the receiving address."""
+    return _call_data(
+        "sweep(bytes32,address[])",
+        ["bytes32", "address[]"],
+        [
+            bytes.fromhex(salt.removeprefix("0x")),
+            [Web3.to_checksum_address(t) for t in tokens],
+        ],
+    )
+
+
 # --- payment intents (EIP-712) ----------------------------------------------------------------
 INTENT_DOMAIN_NAME = "OrderpayPayments"
 INTENT_DOMAIN_VERSION = "1"
@@ -502,6 +543,14 @@ class ChainClient:
             h: ((str(b["hash"]).lower(), to_int(b.get("timestamp"))) if b else None)
             for h, b in zip(heights, blocks, strict=True)
         }
+
+    def blocks_with_transactions(self, heights: list[int]) -> dict[int, dict[str, Any] | None]:
+        """{height: block with its full transactions, or None}, in one batch."""
+        heights = sorted(set(heights))
+        if not heights:
+            return {}
+        blocks = self.batch([("eth_getBlockByNumber", [hex_int(h), True]) for h in heights])
+        return dict(zip(heights, blocks, strict=True))
 
     def block_hashes(self, heights: list[int]) -> dict[int, str | None]:
         """{height: canonical block hash or None} for ``heights``, in one batch."""

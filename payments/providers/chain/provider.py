@@ -481,6 +481,24 @@ class ChainProvider(_ChainBase):
             transaction_requests=requests_,
         )
         data: dict[str, Any] = {"scheme": SCHEME_CONTRACT, "intent": signed}
+        if chain.deposit_factory and chain.deposit_implementation:
+            # for wallets that only send plain transfers: an address of this payment's own
+            salt = "0x" + rpc.deposit_salt_for(payment.payment_id).hex()
+            address = rpc.deposit_address_for(
+                chain.deposit_factory, chain.deposit_implementation, bytes.fromhex(salt[2:])
+            )
+            fields["deposit_address"] = address
+            instructions["deposit_address"] = address
+            instructions["deposit"] = {
+                "address": address,
+                "description": f"or send exactly {payment.amount} {asset.symbol} to this "
+                "address from any wallet, in one or more transfers",
+            }
+            data["deposit"] = {
+                "salt": salt,
+                "factory": chain.deposit_factory,
+                "implementation": chain.deposit_implementation,
+            }
         if payer:
             data["payer_address"] = payer
         return data

@@ -43,6 +43,10 @@ class ChainConfig:
     escrow_contract: str = ""
     #: the Payments contract new crypto payments are paid through (signed intents)
     payment_contract: str = ""
+    #: the DepositFactory whose CREATE2 forwarders give each crypto payment its own address
+    #: (and the forwarder implementation its proxies delegate to: the address depends on it)
+    deposit_factory: str = ""
+    deposit_implementation: str = ""
     #: create new crypto payments the old way (a plain transfer to ``receiving_address``,
     #: attributed by the claimed hash and the payer's wallet) where no payment contract is set.
     #: Only for a chain still migrating: nothing binds such a transfer to its payment.
@@ -137,6 +141,10 @@ def _build(raw: dict[str, Any]) -> ChainConfig:
             raw.get("payment_contract") or dev.get("payment_contract", "")
         ).lower(),
         legacy_transfers=_flag(raw.get("legacy_transfers")),
+        deposit_factory=str(raw.get("deposit_factory") or dev.get("deposit_factory", "")).lower(),
+        deposit_implementation=str(
+            raw.get("deposit_implementation") or dev.get("deposit_implementation", "")
+        ).lower(),
         receiving_address=str(raw.get("receiving_address", "")).lower(),
         tolerance_base_units=int(raw.get("tolerance_base_units", 0)),
         lag=int(raw.get("lag", 0)),

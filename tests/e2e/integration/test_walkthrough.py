@@ -321,3 +321,46 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
     )
     assert status["payment_status"] == "confirmed"
     assert status["transactions"][0]["confirmations"] >= 3
+
+    # 3b: plain transfers to the payment's deposit address, in two parts, nothing claimed
+    order = make_run.api(
+        "POST",
+        "/api/orders",
+        demo["BUYER"],
+        {
+            "seller_id": int(demo["SELLER_ID"]),
+            "amount": "0.02",
+            "currency": "ETH",
+            "description": "Badge",
+            "payment_method": "crypto",
+        },
+    )
+    deposit = order["transaction"]["payment_instructions"]["deposit_address"]
+
+    def send(value: int) -> None:
+        make_run.rpc(
+            "eth_sendTransaction",
+            [{"from": demo["BUYER_WALLET"], "to": deposit, "value": hex(value)}],
+        )
+
+    send(5 * 10**15)
+    status = wait_for(
+        lambda: (
+            (s := payment_status(make_run, order["id"]))["payment_status"] == "partially_paid"
+            and s["transactions"][0]["received_amount"] == "0.005000000000000000"
+            and s
+        ),
+        "the first part to be received (beat's chain poll)",
+        45,
+        make_run,
+    )
+    assert status["order_status"] == "payment_pending"
+    assert status["transactions"][0]["outstanding_amount"] == "0.015000000000000000"
+    send(15 * 10**15)
+    status = wait_for(
+        lambda: (s := payment_status(make_run, order["id"]))["order_status"] == "paid" and s,
+        "the deposit-address payment to be paid",
+        45,
+        make_run,
+    )
+    assert status["total_paid"] == "0.020000000000000000"

@@ -35,6 +35,8 @@ class ChainEnv:
     escrow: str
     token: str
     payments: str  # the Payments contract (signer: the operator)
+    deposit_factory: str  # sweeps to ``receiving``; operator: the operator
+    deposit_implementation: str
     operator: str  # account 1
     receiving: str  # account 9
     payer: str  # account 3
@@ -94,6 +96,15 @@ def chain_contracts(anvil: AnvilNode) -> dict[str, str]:  # noqa: F811
         "escrow": deploy.deploy_escrow(w3, anvil.accounts[0], operator, operator),
         "payments": deploy.deploy_payments(w3, anvil.accounts[0], operator, operator),
         "token": deploy.deploy_test_token(w3, anvil.accounts[0]),
+        **dict(
+            zip(
+                ("deposit_factory", "deposit_implementation"),
+                deploy.deploy_deposit_factory(
+                    w3, anvil.accounts[0], operator, operator, anvil.accounts[9]
+                ),
+                strict=True,
+            )
+        ),
     }
 
 
@@ -106,6 +117,8 @@ def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[Chain
         escrow=chain_contracts["escrow"],
         token=chain_contracts["token"],
         payments=chain_contracts["payments"],
+        deposit_factory=chain_contracts["deposit_factory"],
+        deposit_implementation=chain_contracts["deposit_implementation"],
         operator=anvil.accounts[1],
         receiving=anvil.accounts[9],
         payer=anvil.accounts[3],
@@ -152,6 +165,22 @@ def bound_env(chain_env, settings) -> ChainEnv:  # type: ignore[no-untyped-def]
     ]
     get_provider.cache_clear()
     return chain_env
+
+
+@pytest.fixture
+def deposit_env(bound_env, settings) -> ChainEnv:  # type: ignore[no-untyped-def]
+    """``bound_env`` with deposit addresses: each crypto payment also has a CREATE2 address of
+    its own; the payout wallet (account 8) sends excess back."""
+    settings.CHAINS = [
+        {
+            **settings.CHAINS[0],
+            "deposit_factory": bound_env.deposit_factory,
+            "deposit_implementation": bound_env.deposit_implementation,
+            "payout_key": bound_env.payout_key,
+        }
+    ]
+    get_provider.cache_clear()
+    return bound_env
 
 
 def chain_order(buyer, seller, currency: str = "ETH", amount: str = "0.5"):  # type: ignore[no-untyped-def]

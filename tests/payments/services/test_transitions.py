@@ -91,13 +91,27 @@ ORDER = [
 PAYMENT = [
     ("start_processing", "pending", "processing", ()),
     ("start_processing", "unknown", "processing", ()),
+    ("start_processing", "partially_paid", "processing", ()),
+    *[
+        ("receive_part", s, "partially_paid", ())
+        for s in ("pending", "processing", "unknown", "expired")
+    ],
     ("back_to_pending", "processing", "pending", ()),
     ("back_to_pending", "unknown", "pending", ()),
+    ("back_to_pending", "partially_paid", "pending", ()),
     ("mark_unknown", "pending", "unknown", ()),
     ("mark_unknown", "processing", "unknown", ()),
     *[
         ("confirm", s, "confirmed", ())
-        for s in ("pending", "processing", "unknown", "failed", "cancelled", "expired")
+        for s in (
+            "pending",
+            "processing",
+            "unknown",
+            "partially_paid",
+            "failed",
+            "cancelled",
+            "expired",
+        )
     ],
     ("complete", "confirmed", "completed", ()),
     ("complete", "partially_refunded", "completed", ()),
