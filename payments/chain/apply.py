@@ -107,6 +107,8 @@ class PassReport:
     to_block: int | None = None
     cursor: int | None = None
     reorg_at: int | None = None
+    #: set when the pass had no cursor: the first block it read
+    backfill_from: int | None = None
     confirmed: int = 0
     moved_back: int = 0
     events: int = 0

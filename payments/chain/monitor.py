@@ -20,6 +20,10 @@ Its cost grows with new blocks, not with pending payments:
    transaction, so a pass failing midway (database lost) is re-run from the same cursor
    (every step is idempotent).
 
+A pass without a cursor (the first, or the cursor lost) starts at the block mined when the oldest
+open chain payment was created, found by a few batched probes of block timestamps, and catches
+up ``max_blocks_per_pass`` blocks a pass: money paid before the first poll is not missed.
+
 Events of the escrow contract are applied only once final (``required_confirmations`` deep);
 a deposit seen earlier shows the payment as ``processing``.
 """
@@ -37,8 +41,10 @@ from django.utils import timezone
 from common.locks import try_lock
 from payments.chain import deposits
 from payments.chain.apply import (
+    CHAIN_METHODS,
     CT,
     LATE_CLAIM_WATCH,
+    WATCHED,
     P,
     PassReport,
     apply_awaiting,
@@ -59,6 +65,7 @@ from payments.models import (
     PaymentTransaction,
 )
 from payments.providers.chain import client as rpc
+from payments.providers.chain.provider import CLOCK_SKEW
 from payments.providers.chain.registry import ChainConfig, all_chains, get_chain
 
 MAX_BACKOFF_SECONDS = 600
@@ -153,9 +160,13 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     report.head = head
     cursor = ChainCursor.objects.filter(chain_id=chain.chain_id).first()
     if cursor is None:
+        # the first pass, or the cursor was lost: from where the oldest open payment could
+        # have been paid, so nothing mined before this pass is missed (bounded ranges follow)
         cursor = ChainCursor(
-            chain_id=chain.chain_id, block_number=max(0, final_to - chain.reorg_window)
+            chain_id=chain.chain_id,
+            block_number=_backfill_start(chain, client, max(0, final_to - chain.reorg_window)),
         )
+        report.backfill_from = int(cursor.block_number) + 1
     recent = {int(h): v for h, v in (cursor.recent_hashes or {}).items()}
     start = int(cursor.block_number)
 
@@ -260,6 +271,26 @@ def _receiving_addresses(chain: ChainConfig) -> list[str]:
         .distinct()
     )
     return sorted(a.lower() for a in addresses if a)
+
+
+def _backfill_start(chain: ChainConfig, client: rpc.ChainClient, default: int) -> int:
+    """The cursor a pass without one starts from: just below the block mined at the oldest
+    open chain payment's creation (less the clock skew), or ``default`` when nothing is open or
+    that is later anyway."""
+    oldest = (
+        PaymentTransaction.objects.filter(
+            chain_id=chain.chain_id,
+            method__in=CHAIN_METHODS,
+            status__in=(*WATCHED, P.PARTIALLY_PAID),
+        )
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return default
+    block = client.block_at_or_before(int((oldest - CLOCK_SKEW).timestamp()))
+    return min(default, max(0, block - 1))
 
 
 def _payment_contracts(chain: ChainConfig) -> list[str]:

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from common.errors import ValidationFailed
 from orders.audit import Actor
 from orders.models import OrderPaymentEvent
-from payments.models import PaymentTransaction
+from payments.models import ChainCursor, PaymentTransaction
 from payments.providers.chain import client as rpc
 from payments.services.checkout import checkout_payment_open
 from payments.services.payments import payment_cancel, payment_claim_transaction
@@ -241,3 +241,38 @@ def test_without_a_payment_contract_new_crypto_payments_are_refused(
         checkout_payment_open(order_id=order.id, method="crypto", actor=Actor.for_user(buyer))
     assert err.value.code == "chain_not_configured"
     assert not PaymentTransaction.objects.filter(order=order).exists()
+
+
+def test_a_payment_mined_before_the_first_pass_is_found_by_the_backfill(
+    bound_env, buyer, seller, settings
+):
+    """Without a cursor (the first pass, or a lost one) the monitor starts where the oldest
+    open payment was created, not a reorg window below the head: a payment mined far below
+    the head before any poll is still credited."""
+    settings.CHAINS = [{**settings.CHAINS[0], "reorg_window": 8, "max_blocks_per_pass": 50}]
+    ChainCursor.objects.filter(chain_id=bound_env.chain_id).delete()
+    bound_env.node.mine(20)
+    payment = start_payment(chain_order(buyer, seller, "ETH", "0.5"), "crypto")
+    (tx_hash,) = bound_env.send_requests(payment)
+    paid_at = int(bound_env.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"])
+    bound_env.node.mine(120)  # far beyond the reorg window
+    report = bound_env.poll()
+    assert report.backfill_from is not None and report.backfill_from <= paid_at
+    for _ in range(5):  # bounded ranges: 50 blocks a pass
+        if reload(payment).status == "confirmed":
+            break
+        bound_env.poll()
+    assert reload(payment).status == "confirmed"
+
+
+def test_block_at_or_before_finds_the_last_block_not_after_a_time(bound_env):
+    client = rpc.client_for(bound_env.node.url)
+    bound_env.node.mine(40)
+    head = client.block_number()
+    stamps = {h: v[1] for h, v in client.block_headers(list(range(head + 1))).items() if v}
+    for target in (head, head // 2, 1):
+        moment = stamps[target]
+        expected = max(h for h, t in stamps.items() if t <= moment)
+        assert client.block_at_or_before(moment) == expected
+    assert client.block_at_or_before(stamps[0] - 1) == 0
+    assert client.block_at_or_before(stamps[head] + 1000) == head
