@@ -28,6 +28,7 @@ CONTRACTS: tuple[str, ...] = (
     "Payments",
     "DepositForwarder",
     "DepositFactory",
+    "EscrowV2",
 )
 
 
