@@ -15,7 +15,8 @@ bench-payment-status: install
 	$(PY) -m benchmarks.payment_status $(BENCH_ARGS)
 
 bench-chain: install peers
-	$(PY) -m benchmarks.chain_monitor $(BENCH_ARGS)
+	$(PY) -m benchmarks.chain_bound $(BENCH_ARGS)
+	$(PY) -m benchmarks.chain_monitor
 
 bench-receipts: install
 	$(PY) -m benchmarks.receipts_pdf $(BENCH_ARGS)

@@ -47,6 +47,12 @@ def schedule() -> list[Job]:
     ]
     jobs += [
         Job(
+            "send deposit follow-ups",
+            "payments.send_deposit_followups",
+            30,
+            description="Sweep paid deposit addresses and send overpayments back, once each.",
+        ),
+        Job(
             "sweep webhook events",
             "payments.sweep_webhook_events",
             60,

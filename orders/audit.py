@@ -52,7 +52,7 @@ class Actor:
         return cls(ActorType.SYSTEM, label=label, reference=reference)
 
 
-def record_event(
+def event_row(
     *,
     order_id: UUID,
     entity: str,
@@ -64,8 +64,10 @@ def record_event(
     refund_id: UUID | None = None,
     details: dict[str, Any] | None = None,
 ) -> OrderPaymentEvent:
+    """The audit row of a change, not yet saved (``record_event`` saves one; a set-based
+    change saves many with one ``bulk_create``)."""
     user = actor.user if getattr(actor.user, "pk", None) else None
-    return OrderPaymentEvent.objects.create(
+    return OrderPaymentEvent(
         order_id=order_id,
         payment_id=payment_id,
         refund_id=refund_id,
@@ -79,6 +81,40 @@ def record_event(
         reference=actor.reference[:255],
         details={**actor.extra, **(details or {})},
     )
+
+
+def record_event(**kwargs: Any) -> OrderPaymentEvent:
+    """Append one audit row (the arguments of ``event_row``)."""
+    event = event_row(**kwargs)
+    event.save(force_insert=True)
+    return event
+
+
+def run_transition(
+    instance: models.Model,
+    name: str,
+    *,
+    entity: str,
+    field_name: str = "status",
+    args: tuple[Any, ...] = (),
+) -> tuple[str, str]:
+    """Run transition ``name`` on ``instance`` in memory (not saved); (before, after). An
+    illegal transition raises ``InvalidTransition`` and changes nothing."""
+    before = getattr(instance, field_name)
+    method = getattr(instance, name, None)
+    if method is None or not can_proceed(method):
+        raise InvalidTransition(
+            f"Cannot {name} a {entity} that is {before}.",
+            details={"entity": entity, "transition": name, "from_state": str(before)},
+        )
+    try:
+        method(*args)
+    except TransitionNotAllowed:
+        raise InvalidTransition(
+            f"Cannot {name} a {entity} that is {before}.",
+            details={"entity": entity, "transition": name, "from_state": str(before)},
+        ) from None
+    return str(before), str(getattr(instance, field_name))
 
 
 def apply_transition(
@@ -99,22 +135,8 @@ def apply_transition(
     The caller holds the row lock and the transaction. An illegal transition raises
     ``InvalidTransition`` and changes nothing.
     """
-    before = getattr(instance, field_name)
-    method = getattr(instance, name, None)
-    if method is None or not can_proceed(method):
-        raise InvalidTransition(
-            f"Cannot {name} a {entity} that is {before}.",
-            details={"entity": entity, "transition": name, "from_state": str(before)},
-        )
-    try:
-        method(*args)
-    except TransitionNotAllowed:
-        raise InvalidTransition(
-            f"Cannot {name} a {entity} that is {before}.",
-            details={"entity": entity, "transition": name, "from_state": str(before)},
-        ) from None
+    before, after = run_transition(instance, name, entity=entity, field_name=field_name, args=args)
     instance.save()
-    after = getattr(instance, field_name)
     record_event(
         order_id=order_id,
         entity=entity,
@@ -126,7 +148,7 @@ def apply_transition(
         refund_id=refund_id,
         details=details,
     )
-    return str(after)
+    return after
 
 
 def transition_names_to(

@@ -161,6 +161,13 @@ def payment_status_invalidate(order_id: UUID | str) -> None:
         cache.set(key, time.time_ns(), timeout=None)
 
 
+def payment_status_invalidate_many(order_ids: Iterable[UUID | str]) -> None:
+    """``payment_status_invalidate`` for many orders in one round trip: each counter is set
+    to a new generation from the clock (distinct per order and call)."""
+    base = time.time_ns()
+    cache.set_many({_version_key(oid): base + i for i, oid in enumerate(order_ids)}, timeout=None)
+
+
 def payment_status_invalidate_on_commit(order_id: UUID | str) -> None:
     transaction.on_commit(lambda: payment_status_invalidate(order_id), robust=True)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from celery import shared_task
 
 from common.locks import one_at_a_time
+from payments.chain.deposits import deposit_followups
 from payments.chain.monitor import chain_poll
 from payments.providers.chain.registry import all_chains
+from payments.services.core import payment_announcement
 from payments.services.expiry import (
     idempotency_keys_cleanup,
     payments_expire_stale,
@@ -89,9 +93,26 @@ def poll_chain(chain_id: int) -> dict:
     }
 
 
+@shared_task(name="payments.send_deposit_followups", ignore_result=True)
+@one_at_a_time("payments.send_deposit_followups")
+def send_deposit_followups() -> dict[int, int]:
+    """Sweeps and excess returns that final deposits call for, per chain; a bounded number
+    per run, the rest on the next."""
+    return {chain.chain_id: deposit_followups(chain) for chain in all_chains()}
+
+
 @shared_task(name="payments.poll_chains", ignore_result=True)
 def poll_chains() -> list[int]:
     chain_ids = [chain.chain_id for chain in all_chains()]
     for chain_id in chain_ids:
         poll_chain.delay(chain_id)
     return chain_ids
+
+
+@shared_task(name="payments.announce_payments", acks_late=True, ignore_result=True)
+def announce_payments(moves: list[list[str]], actor_type: str) -> int:
+    """Announce payments moved set-based (``payments.services.bulk``): each as one at a time
+    would, so emails and receipts follow. ``moves``: [payment id, order id, before, after]."""
+    for payment_id, order_id, before, after in moves:
+        payment_announcement(UUID(payment_id), UUID(order_id), before, after, actor_type)
+    return len(moves)

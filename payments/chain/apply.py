@@ -40,6 +40,7 @@ from payments.providers.chain.provider import (
     payer_address,
 )
 from payments.providers.chain.registry import ChainConfig
+from payments.services.bulk import Move, payments_move_many
 from payments.services.chain_tx import chain_broadcast
 from payments.services.core import lock_payment, payment_data, payment_flag, payment_transition
 from payments.services.disputes import payment_close_dispute, payment_open_dispute
@@ -117,11 +118,11 @@ class PassReport:
     #: because more than one open payment could be the one they pay
     matched: int = 0
     ambiguous: int = 0
-    #: new arrivals at deposit addresses, and platform transactions they called for
+    #: new arrivals at deposit addresses
     deposits: int = 0
-    followups: int = 0
-    #: seconds spent applying what was read (the database side of the pass)
+    #: seconds spent applying what was read (the database side of the pass), and in all
     apply_seconds: float = 0.0
+    wall_seconds: float = 0.0
     http_requests: int = 0
     rpc_calls: int = 0
     methods: dict[str, int] = field(default_factory=dict)
@@ -482,6 +483,29 @@ def _on_deposit(
     )
 
 
+def apply_moves(
+    chain: ChainConfig, moves: list[Move], one_at_a_time: Callable[[Move], None]
+) -> list[Move]:
+    """Set-based first (``payments_move_many``, a chunk per transaction); the moves it leaves
+    (anything to flag or decide), or a whole chunk it fails on, go through ``one_at_a_time``
+    in ``in_chunks`` (each its own savepoint; a failure flags ``monitor_error``). Returns the
+    moves applied set-based."""
+    actor = monitor_actor(chain)
+    rest: list[Move] = []
+    for offset in range(0, len(moves), CHUNK_SIZE):
+        chunk = moves[offset : offset + CHUNK_SIZE]
+        try:
+            rest += payments_move_many(chunk, actor=actor)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:  # a hash another payment holds, a bug: one at a time decides
+            logger.exception("chain %s: set-based apply failed; one at a time", chain.chain_id)
+            rest += chunk
+    in_chunks(chain, rest, one_at_a_time, lambda m: [m.payment_id])
+    left = {id(m) for m in rest}
+    return [m for m in moves if id(m) not in left]
+
+
 def apply_paid(
     chain: ChainConfig,
     head: int,
@@ -491,7 +515,9 @@ def apply_paid(
 ) -> None:
     """The Payments contract's ``Paid`` events: each pays the payment whose id it names, and
     nothing else pays a payment bound on chain. Shallow, the payment is ``processing`` (and
-    climbs with the rest in ``confirm_at_depth``); final, it confirms at once."""
+    climbs with the rest in ``confirm_at_depth``); final, it confirms at once. The plain case
+    is applied set-based; the rest (flags, closed payments, a block that changed) one at a
+    time."""
     if not paid:
         return
     actor = monitor_actor(chain)
@@ -501,17 +527,46 @@ def apply_paid(
             chain_id=chain.chain_id, chain_payment_id__in={d.args["payment_id"] for d in paid}
         )
     }
+    events: dict[Any, rpc.DecodedLog] = {}
+    moves: list[Move] = []
+    for d in paid:
+        p = payments.get(d.args["payment_id"])
+        if p is None:
+            continue
+        events[p.id] = d
+        final = d.block_number <= final_to
+        if not final and p.block_hash == d.block_hash and p.status == P.PROCESSING:
+            continue  # seen already; confirmations are updated in bulk
+        plain = (
+            d.address == (p.contract_address or "").lower()
+            and p.status in (P.PENDING, P.UNKNOWN, P.PARTIALLY_PAID, P.PROCESSING)
+            and (final or p.status != P.PROCESSING)  # shallow and moved block: position only
+            and paid_terms_problem(p.token_address, p.amount_base_units, p.provider_data, d.args)
+            is None
+        )
+        moves.append(
+            Move(
+                payment_id=p.id,
+                transition=("confirm" if final else "start_processing") if plain else "",
+                raw_status="paid_final" if final else "paid_seen",
+                fields={
+                    "transaction_hash": d.transaction_hash,
+                    "sender_address": d.args["payer"],
+                    **rpc.mined_position(d.block_number, d.block_hash, head),
+                },
+                details={"transaction_hash": d.transaction_hash, "bound_by": "contract_event"},
+            )
+        )
 
-    def apply(d: rpc.DecodedLog) -> None:
-        p = payments[d.args["payment_id"]]
-        p.refresh_from_db()
+    def one_at_a_time(m: Move) -> None:
+        p = PaymentTransaction.objects.get(pk=m.payment_id)
+        d = events[m.payment_id]
         _on_paid(chain, head, p, d, d.block_number <= final_to, actor, report)
 
+    moved = apply_moves(chain, [m for m in moves if m.transition], one_at_a_time)
+    report.confirmed += sum(1 for m in moved if m.transition == "confirm")
     in_chunks(
-        chain,
-        [d for d in paid if d.args["payment_id"] in payments],
-        apply,
-        lambda d: [payments[d.args["payment_id"]].id],
+        chain, [m for m in moves if not m.transition], one_at_a_time, lambda m: [m.payment_id]
     )
 
 
@@ -534,7 +589,7 @@ def _on_paid(
         "amount_base_units": str(d.args["amount"]),
         "block_number": d.block_number,
     }
-    problem = paid_terms_problem(payment_data(p), d.args)
+    problem = paid_terms_problem(p.token_address, p.amount_base_units, p.provider_data, d.args)
     if problem or p.status not in WATCHED:
         # other terms than signed (only a misused operator key could), or money for a
         # payment closed before it arrived (an older attempt paid after a retry): staff
@@ -795,19 +850,25 @@ def confirm_at_depth(
         if canonical.get(int(p.block_number or 0)) == p.block_hash
     ]
 
-    def confirm(p: PaymentTransaction) -> None:
-        payment_apply_result(
+    moves = [
+        Move(
             payment_id=p.id,
+            transition="confirm",
+            raw_status="confirmed",
+            fields={"confirmations": head - int(p.block_number or 0) + 1},
+        )
+        for p in deep
+    ]
+
+    def confirm(m: Move) -> None:  # one at a time: what the set-based path leaves
+        payment_apply_result(
+            payment_id=m.payment_id,
             actor=actor,
-            result=ProviderResult(
-                Outcome.SUCCEEDED,
-                raw_status="confirmed",
-                fields={"confirmations": head - int(p.block_number or 0) + 1},
-            ),
+            result=ProviderResult(Outcome.SUCCEEDED, raw_status=m.raw_status, fields=m.fields),
         )
         report.confirmed += 1
 
-    in_chunks(chain, deep, confirm, lambda p: [p.id])
+    report.confirmed += len(apply_moves(chain, moves, confirm))
     # the position only (no transition): one UPDATE for every payment still climbing
     watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).update(
         confirmations=head + 1 - F("block_number")

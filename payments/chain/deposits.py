@@ -7,8 +7,9 @@ memory against the set of watched deposit addresses. Each arrival is a ``ChainDe
 (seen, final, or dropped by a reorg); a payment's state follows the sum of its deposits:
 final and enough -> confirmed (any excess sent back to its sender); enough but not all final
 -> processing; some -> partially_paid; none left after a reorg -> pending. What follows on
-chain (the operator's sweep of the address, the payout wallet's excess return) is sent after
-the pass's transactions, a bounded number per pass, once per deposit.
+chain (the operator's sweep of the address, the payout wallet's excess return) is sent by its
+own periodic job (``payments.send_deposit_followups``), a bounded number per run, once per
+deposit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +26,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from payments.chain.apply import PassReport, in_chunks, monitor_actor
+from common.db import bulk_update_rows
+from payments.chain.apply import PassReport, apply_moves, in_chunks, monitor_actor
 from payments.models import (
     OPEN_STATES,
     PAID_STATES,
@@ -36,6 +39,8 @@ from payments.models import (
 from payments.providers.base import Outcome, ProviderError, ProviderResult
 from payments.providers.chain import client as rpc
 from payments.providers.chain.registry import ChainConfig
+from payments.selectors import payment_status_invalidate_many
+from payments.services.bulk import Move
 from payments.services.chain_tx import chain_prepare, chain_record
 from payments.services.core import lock_payment, payment_flag, payment_transition
 from payments.services.payments import payment_apply_result
@@ -50,9 +55,9 @@ CT = ChainTransaction
 #: how long a closed or paid payment's deposit address is still watched (money sent late to
 #: it is recorded, and returned or flagged, instead of sitting unseen)
 DEPOSIT_WATCH = timedelta(days=30)
-#: sweeps and excess returns sent per pass (each is a few RPC calls): bounded, so a pass's
-#: cost does not grow with the number of payments; the rest go in the next passes
-FOLLOWUPS_PER_PASS = 20
+#: sweeps and excess returns sent per run of ``payments.send_deposit_followups`` (each is a
+#: few RPC calls): bounded, the rest go in the next runs
+FOLLOWUPS_PER_RUN = 50
 
 
 @dataclass(frozen=True)
@@ -136,13 +141,22 @@ def native_arrivals(
                         block_hash=block_hash,
                     )
                 )
-    if found:
-        receipts = client.receipts([a.transaction_hash for a in found])
-        found = [
-            a
-            for a in found
-            if rpc.to_int((receipts.get(a.transaction_hash) or {}).get("status")) == 1
-        ]
+    # A transaction to an address without code cannot fail once mined: only addresses already
+    # swept (a forwarder deployed there, which runs on a transfer) need their receipts read.
+    swept = set(
+        ChainTransaction.objects.filter(
+            purpose=CT.Purpose.SWEEP, payment_id__in={a.payment_id for a in found}
+        ).values_list("payment_id", flat=True)
+    )
+    check = [a for a in found if a.payment_id in swept]
+    if check:
+        receipts = client.receipts([a.transaction_hash for a in check])
+        failed = {
+            a.key
+            for a in check
+            if rpc.to_int((receipts.get(a.transaction_hash) or {}).get("status")) != 1
+        }
+        found = [a for a in found if a.key not in failed]
     return found
 
 
@@ -193,6 +207,7 @@ def apply_deposits(
                     status=D.SEEN, block_number=a.block_number, block_hash=a.block_hash
                 )
                 changed.add(d.payment_id)
+        dropped, final = [], []
         for d in ChainDeposit.objects.select_for_update().filter(
             chain_id=chain.chain_id, status=D.SEEN
         ):
@@ -203,30 +218,132 @@ def apply_deposits(
                 position.block_number
             ) not in (None, position.block_hash)
             if gone:
-                ChainDeposit.objects.filter(pk=d.pk).update(status=D.DROPPED)
+                dropped.append(d.pk)
                 changed.add(d.payment_id)
             elif position.block_number <= final_to and (
                 seen_now or canonical.get(position.block_number) == position.block_hash
             ):
-                ChainDeposit.objects.filter(pk=d.pk).update(status=D.FINAL)
+                final.append(d.pk)
                 changed.add(d.payment_id)
+        ChainDeposit.objects.filter(pk__in=dropped).update(status=D.DROPPED)
+        ChainDeposit.objects.filter(pk__in=final).update(status=D.FINAL)
     report.deposits += len(new)
+    _settle_many(chain, changed)
+
+
+def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
+    """Move every payment whose deposits changed: the plain moves (processing, partially
+    paid, confirmed with nothing to flag) set-based, the rest one at a time (``_settle``)."""
+    if not changed:
+        return
     actor = monitor_actor(chain)
+    deposits: dict[UUID, list[ChainDeposit]] = {payment_id: [] for payment_id in changed}
+    for d in (
+        ChainDeposit.objects.filter(payment_id__in=changed)
+        .exclude(status=D.DROPPED)
+        .order_by("block_number", "log_index")
+    ):
+        deposits[d.payment_id].append(d)
+    moves: list[Move] = []
+    slow: list[UUID] = []
+    received: list[PaymentTransaction] = []
+    for p in PaymentTransaction.objects.filter(pk__in=changed):
+        v = _verdict(chain, p, deposits[p.id])
+        if int(p.received_base_units) != v.final:
+            p.received_base_units = v.final
+            received.append(p)
+        plain = (
+            v.transition in ("start_processing", "receive_part", "confirm")
+            and not v.others
+            and p.status in OPEN_STATES
+            and not (v.transition == "confirm" and (v.late or v.excess))
+        )
+        if plain:
+            moves.append(
+                Move(
+                    payment_id=p.id,
+                    transition=v.transition,
+                    raw_status=v.raw_status,
+                    fields={"sender_address": v.latest.from_address}
+                    if v.transition == "confirm" and v.latest
+                    else {},
+                    details=v.details,
+                )
+            )
+        elif v.transition or v.others or v.excess:
+            slow.append(p.id)
+    if received:
+        with transaction.atomic():
+            bulk_update_rows(PaymentTransaction, received, ["received_base_units"])
+            order_ids = sorted({str(p.order_id) for p in received})
+            transaction.on_commit(  # payment-status shows what was received
+                partial(payment_status_invalidate_many, order_ids), robust=True
+            )
 
     def settle(payment_id: UUID) -> None:
         _settle(chain, payment_id, actor)
 
-    in_chunks(chain, sorted(changed, key=str), settle, lambda payment_id: [payment_id])
+    apply_moves(chain, moves, lambda m: settle(m.payment_id))
+    in_chunks(chain, sorted(slow, key=str), settle, lambda payment_id: [payment_id])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Where a payment's deposits put it (computed, not applied)."""
+
+    final: int  # base units of its own asset in final deposits
+    seen: int  # ... in final or shallow ones
+    latest: ChainDeposit | None  # the newest final one
+    others: list[ChainDeposit]  # deposits of another asset
+    transition: str  # "" when it stays where it is
+    raw_status: str
+    late: bool  # confirming after the payment expired
+    excess: bool  # more than the payment keeps is final
+    details: dict[str, str]
+
+
+def _verdict(chain: ChainConfig, p: PaymentTransaction, deposits: list[ChainDeposit]) -> Verdict:
+    token = (p.token_address or "").lower()
+    ours = [d for d in deposits if d.token_address == token]
+    final = sum(int(d.amount_base_units) for d in ours if d.status == D.FINAL)
+    seen = sum(int(d.amount_base_units) for d in ours)
+    amount = int(p.amount_base_units or 0)
+    short = amount - chain.tolerance_base_units
+    latest = next((d for d in reversed(ours) if d.status == D.FINAL), None)
+    transition, raw = "", ""
+    if p.status in (*OPEN_STATES, P.EXPIRED) and final >= short and latest is not None:
+        transition, raw = "confirm", "deposit_final"
+    elif seen >= short:
+        # enough, not all final yet (an expired payment stays so until then)
+        if p.status in OPEN_STATES and p.status != P.PROCESSING:
+            transition, raw = "start_processing", "deposit_seen"
+    elif seen > 0:
+        if p.status in (*OPEN_STATES, P.EXPIRED) and p.status != P.PARTIALLY_PAID:
+            transition, raw = "receive_part", "deposit_partial"
+    elif p.status in (P.PROCESSING, P.PARTIALLY_PAID):
+        transition, raw = "back_to_pending", "deposit_dropped"
+    kept = amount if transition == "confirm" or p.status in PAID_STATES else 0
+    closed = p.status in (P.CANCELLED, P.FAILED)
+    assigned = sum(int(d.excess_base_units) for d in ours)
+    return Verdict(
+        final=final,
+        seen=seen,
+        latest=latest,
+        others=[d for d in deposits if d.token_address != token],
+        transition=transition,
+        raw_status=raw,
+        late=bool(p.expires_at and timezone.now() > p.expires_at),
+        excess=(bool(kept) or closed) and final - kept - assigned > chain.tolerance_base_units,
+        details={"received_base_units": str(final), "seen_base_units": str(seen)},
+    )
 
 
 def _settle(chain: ChainConfig, payment_id: UUID, actor: Any) -> None:
-    """Move one payment to where its deposits put it."""
+    """Move one payment to where its deposits put it, flagging what is unusual."""
     _, p = lock_payment(payment_id)
     deposits = list(p.deposits.exclude(status=D.DROPPED).order_by("block_number", "log_index"))
-    token = (p.token_address or "").lower()
-    ours = [d for d in deposits if d.token_address == token]
-    others = [d for d in deposits if d.token_address != token]
-    if others:
+    v = _verdict(chain, p, deposits)
+    if v.others:
         payment_flag(
             p,
             "wrong_asset_deposit",
@@ -234,52 +351,40 @@ def _settle(chain: ChainConfig, payment_id: UUID, actor: Any) -> None:
             details={
                 "deposits": [
                     {"transaction_hash": d.transaction_hash, "token_address": d.token_address}
-                    for d in others
+                    for d in v.others
                 ]
             },
         )
-    final = sum(int(d.amount_base_units) for d in ours if d.status == D.FINAL)
-    seen = sum(int(d.amount_base_units) for d in ours)
-    amount = int(p.amount_base_units or 0)
-    short = amount - chain.tolerance_base_units
-    if int(p.received_base_units) != final:
-        PaymentTransaction.objects.filter(pk=p.pk).update(received_base_units=final)
-        p.received_base_units = final
-        order_id = p.order_id
+    if int(p.received_base_units) != v.final:
+        PaymentTransaction.objects.filter(pk=p.pk).update(received_base_units=v.final)
+        p.received_base_units = v.final
         transaction.on_commit(  # payment-status shows what was received
-            lambda: announce(order_payments_changed, sender=PaymentTransaction, order_id=order_id),
+            partial(announce, order_payments_changed, PaymentTransaction, order_id=p.order_id),
             robust=True,
         )
-    latest = next((d for d in reversed(ours) if d.status == D.FINAL), None)
-    details = {"received_base_units": str(final), "seen_base_units": str(seen)}
-    if p.status in (*OPEN_STATES, P.EXPIRED) and final >= short and latest is not None:
+    if v.transition == "confirm" and v.latest is not None:
         flags: list[tuple[str, dict[str, Any]]] = []
-        if p.expires_at and timezone.now() > p.expires_at:
-            flags.append(("late_payment", {"expires_at": p.expires_at.isoformat(), **details}))
+        if v.late and p.expires_at:
+            flags.append(("late_payment", {"expires_at": p.expires_at.isoformat(), **v.details}))
         payment_apply_result(
             payment_id=p.id,
             actor=actor,
             result=ProviderResult(
                 Outcome.SUCCEEDED,
-                raw_status="deposit_final",
-                fields={"sender_address": latest.from_address},
+                raw_status=v.raw_status,
+                fields={"sender_address": v.latest.from_address},
                 review_flags=flags,
                 data={"paid_by": "deposit_address"},
             ),
-            details=details | {"transaction_hash": latest.transaction_hash},
+            details=v.details | {"transaction_hash": v.latest.transaction_hash},
         )
         p.refresh_from_db()
-    elif seen >= short:
-        # enough, not all final yet (an expired payment stays so until then)
-        if p.status in OPEN_STATES and p.status != P.PROCESSING:
-            _move(p, "start_processing", "deposit_seen", actor, details)
-    elif seen > 0:
-        if p.status in (*OPEN_STATES, P.EXPIRED) and p.status != P.PARTIALLY_PAID:
-            _move(p, "receive_part", "deposit_partial", actor, details)
-    elif p.status in (P.PROCESSING, P.PARTIALLY_PAID):
-        _move(p, "back_to_pending", "deposit_dropped", actor, details)
-        payment_flag(p, "reorg", actor=actor, details=details)
-    _assign_excess(chain, p, ours, final, actor)
+    elif v.transition:
+        _move(p, v.transition, v.raw_status, actor, v.details)
+        if v.transition == "back_to_pending":
+            payment_flag(p, "reorg", actor=actor, details=v.details)
+    token = (p.token_address or "").lower()
+    _assign_excess(chain, p, [d for d in deposits if d.token_address == token], v.final, actor)
 
 
 def _move(p: PaymentTransaction, name: str, raw: str, actor: Any, details: dict[str, Any]) -> None:
@@ -322,11 +427,12 @@ def _assign_excess(
     )
 
 
-def deposit_followups(chain: ChainConfig, limit: int = FOLLOWUPS_PER_PASS) -> int:
+def deposit_followups(chain: ChainConfig, limit: int = FOLLOWUPS_PER_RUN) -> int:
     """Send what final deposits call for, at most ``limit`` transactions, each at most once
     per deposit (a unique row per deposit and purpose): the excess back to the sender from the
     payout wallet, and the operator's sweep of the address to the receiving address. Runs
-    outside any database transaction (it talks to the node). Returns how many were sent."""
+    outside any database transaction (it talks to the node), apart from the chain's passes
+    (their cost stays bounded by blocks). Returns how many were sent."""
     if not chain.deposit_factory:
         return 0
     sent = 0

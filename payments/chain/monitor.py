@@ -90,6 +90,7 @@ def chain_poll(chain_id: int | None = None, *, ignore_backoff: bool = False) -> 
             return report
         client = rpc.client_for(chain.rpc_url)
         before = client.stats.snapshot()
+        started = time.perf_counter()
         try:
             _poll(chain, client, report)
         except (rpc.RpcError, rpc.RpcUnavailable) as exc:
@@ -104,6 +105,7 @@ def chain_poll(chain_id: int | None = None, *, ignore_backoff: bool = False) -> 
             if state:
                 cache.delete(backoff_key)
         finally:
+            report.wall_seconds = time.perf_counter() - started
             after = client.stats.snapshot()
             report.http_requests = after["http_requests"] - before["http_requests"]
             report.rpc_calls = after["rpc_calls"] - before["rpc_calls"]
@@ -159,14 +161,11 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     )
     report.head = head
     cursor = ChainCursor.objects.filter(chain_id=chain.chain_id).first()
-    if cursor is None:
-        # the first pass, or the cursor was lost: from where the oldest open payment could
-        # have been paid, so nothing mined before this pass is missed (bounded ranges follow)
+    first_pass = cursor is None
+    if cursor is None:  # the first pass, or the cursor was lost: see _backfill_start below
         cursor = ChainCursor(
-            chain_id=chain.chain_id,
-            block_number=_backfill_start(chain, client, max(0, final_to - chain.reorg_window)),
+            chain_id=chain.chain_id, block_number=max(0, final_to - chain.reorg_window)
         )
-        report.backfill_from = int(cursor.block_number) + 1
     recent = {int(h): v for h, v in (cursor.recent_hashes or {}).items()}
     start = int(cursor.block_number)
 
@@ -185,9 +184,16 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     window_low = max(0, target - chain.reorg_window + 1)
     heights = set(recent) | set(range(max(window_low, 0), target + 1))
     heights |= {int(p.block_number) for p in mined} | {int(t.block_number) for t in ct_mined}
+    if first_pass:
+        heights.add(start)  # its timestamp: is it early enough for the oldest open payment?
     headers = client.block_headers(sorted(heights))
     canonical = {h: (v[0] if v else None) for h, v in headers.items()}
     times = {h: v[1] for h, v in headers.items() if v}
+    if first_pass:
+        # from where the oldest open payment could have been paid, so nothing mined before
+        # the first pass is missed (bounded ranges follow)
+        start = _backfill_start(chain, client, start, times.get(start))
+        report.backfill_from = start + 1
     changed = sorted(h for h, v in recent.items() if canonical.get(h) != v)
     if changed:
         report.reorg_at = changed[0]
@@ -249,8 +255,6 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         cursor.save()
         report.cursor = new_cursor
     report.apply_seconds = time.perf_counter() - applying
-    # after the pass's transactions: sweeps and excess returns talk to the node
-    report.followups = deposits.deposit_followups(chain)
 
 
 def _receiving_addresses(chain: ChainConfig) -> list[str]:
@@ -273,10 +277,13 @@ def _receiving_addresses(chain: ChainConfig) -> list[str]:
     return sorted(a.lower() for a in addresses if a)
 
 
-def _backfill_start(chain: ChainConfig, client: rpc.ChainClient, default: int) -> int:
+def _backfill_start(
+    chain: ChainConfig, client: rpc.ChainClient, default: int, default_time: int | None
+) -> int:
     """The cursor a pass without one starts from: just below the block mined at the oldest
-    open chain payment's creation (less the clock skew), or ``default`` when nothing is open or
-    that is later anyway."""
+    open chain payment's creation (less the clock skew), or ``default`` when nothing is open
+    or the default block (its timestamp read with the pass's headers) is early enough: the
+    search costs requests only when it is needed."""
     oldest = (
         PaymentTransaction.objects.filter(
             chain_id=chain.chain_id,
@@ -287,9 +294,12 @@ def _backfill_start(chain: ChainConfig, client: rpc.ChainClient, default: int) -
         .values_list("created_at", flat=True)
         .first()
     )
-    if oldest is None:
+    if oldest is None or default == 0:
+        return default  # nothing open, or nothing earlier to read
+    moment = int((oldest - CLOCK_SKEW).timestamp())
+    if default_time is not None and default_time <= moment:
         return default
-    block = client.block_at_or_before(int((oldest - CLOCK_SKEW).timestamp()))
+    block = client.block_at_or_before(moment)
     return min(default, max(0, block - 1))
 
 

@@ -159,22 +159,28 @@ def lock_refund(refund_id: UUID | str) -> tuple[Order, PaymentTransaction, Refun
     return order, payment, refund
 
 
+def payment_announcement(
+    payment_id: UUID, order_id: UUID, before: str, after: str, actor_type: str
+) -> None:
+    """Tell the listeners (emails, receipts, the payment-status cache) a payment moved: sent
+    after the commit that moved it."""
+    announce(
+        payment_status_changed,
+        sender=PaymentTransaction,
+        payment_id=payment_id,
+        order_id=order_id,
+        from_state=before,
+        to_state=after,
+        actor_type=actor_type,
+    )
+    announce(order_payments_changed, sender=PaymentTransaction, order_id=order_id)
+
+
 def announce_payment(payment: PaymentTransaction, before: str, actor: Actor) -> None:
-    after, pid, oid = payment.status, payment.id, payment.order_id
-
-    def send() -> None:
-        announce(
-            payment_status_changed,
-            sender=PaymentTransaction,
-            payment_id=pid,
-            order_id=oid,
-            from_state=before,
-            to_state=after,
-            actor_type=actor.type,
-        )
-        announce(order_payments_changed, sender=PaymentTransaction, order_id=oid)
-
-    transaction.on_commit(send, robust=True)
+    after, pid, oid = str(payment.status), payment.id, payment.order_id
+    transaction.on_commit(
+        lambda: payment_announcement(pid, oid, before, after, actor.type), robust=True
+    )
 
 
 def announce_refund(refund: Refund, before: str) -> None:

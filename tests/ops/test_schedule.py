@@ -31,7 +31,7 @@ def test_setup_periodic_tasks_installs_the_schedule_once():
     call_command("setup_periodic_tasks")
     assert rows() == first
     assert IntervalSchedule.objects.count() == intervals
-    assert len(first) == len(schedule()) == 12  # two chains and ten jobs
+    assert len(first) == len(schedule()) == 13  # two chains and eleven jobs
     by_name = {r[0]: r for r in first}
     assert by_name["orderpay: poll chain 31337"][1:4] == (
         "payments.poll_chain",

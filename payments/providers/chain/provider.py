@@ -611,7 +611,9 @@ class ChainProvider(_ChainBase):
             raise ProviderError(
                 "The transaction carries no payment for this payment's id.", code=NOT_BOUND
             )
-        problem = paid_terms_problem(payment, event.args)
+        problem = paid_terms_problem(
+            payment.token_address, payment.amount_base_units, payment.details, event.args
+        )
         if problem:
             raise ProviderError(problem, code="binding_terms_mismatch")
         position = self._position(receipt, head)
@@ -633,14 +635,20 @@ def bound_event(payment: PaymentData, receipt: dict[str, Any]) -> rpc.DecodedLog
     return None
 
 
-def paid_terms_problem(payment: PaymentData, args: dict[str, Any]) -> str | None:
+def paid_terms_problem(
+    token_address: str | None,
+    amount_base_units: Any,
+    details: dict[str, Any],
+    args: dict[str, Any],
+) -> str | None:
     """The event names the payment's id; it must also pay the signed terms (it always does,
-    unless the operator key signed other terms for the same id)."""
-    intent = payment.details.get("intent") or {}
-    token = (payment.token_address or "").lower() or rpc.ZERO_ADDRESS
+    unless the operator key signed other terms for the same id). Takes the payment's token,
+    base units and provider data (what a payment row or ``PaymentData`` holds)."""
+    intent = details.get("intent") or {}
+    token = (token_address or "").lower() or rpc.ZERO_ADDRESS
     if args["token"] != token:
         return "The payment contract was paid in another asset."
-    if int(args["amount"]) != int(payment.amount_base_units or 0):
+    if int(args["amount"]) != int(amount_base_units or 0):
         return "The payment contract was paid another amount."
     if args["recipient"] != str(intent.get("recipient") or "").lower():
         return "The payment contract paid another recipient."

@@ -32,10 +32,16 @@ def reload(payment):  # type: ignore[no-untyped-def]
 
 
 def settle(env, passes: int = 2) -> None:  # type: ignore[no-untyped-def]
+    """Mine it deep, let the monitor see it, then run the follow-ups job (sweeps, returns)."""
     env.poll()
     env.node.mine(CONFIRMATIONS)
     for _ in range(passes):
         env.poll()
+    followups(env)
+
+
+def followups(env) -> int:  # type: ignore[no-untyped-def]
+    return deposits.deposit_followups(get_chain(env.chain_id))
 
 
 def balance(env, who: str) -> int:  # type: ignore[no-untyped-def]
@@ -129,9 +135,9 @@ def test_an_overpayment_confirms_and_the_excess_goes_back_exactly_once(deposit_e
     assert "overpayment" in [r["reason"] for r in payment.review_reasons]
     (deposit,) = ChainDeposit.objects.filter(payment=payment)
     assert int(deposit.excess_base_units) == 10**16
-    # the follow-ups run again (a second pass, then directly): still one return
+    # the follow-ups job runs again: still one return (and one sweep)
     env.poll()
-    assert deposits.deposit_followups(get_chain(env.chain_id)) == 0
+    assert followups(env) == 0
     (excess,) = CT.objects.filter(payment=payment, purpose=CT.Purpose.EXCESS_RETURN)
     assert excess.to_address == env.payer.lower() and int(excess.value_base_units) == 10**16
     env.node.mine(CONFIRMATIONS)

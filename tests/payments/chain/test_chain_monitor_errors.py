@@ -45,8 +45,16 @@ def test_a_failing_payment_is_flagged_and_the_pass_carries_on(
             raise Conflict("something about this one is wrong", code="broken")
         return real(**kwargs)
 
+    real_many = chain_apply.payments_move_many
+
+    def refuses_chunk(moves, **kwargs):  # type: ignore[no-untyped-def]
+        if any(m.payment_id == bad for m in moves):  # the set-based path fails on its chunk
+            raise Conflict("something about this one is wrong", code="broken")
+        return real_many(moves, **kwargs)
+
     monkeypatch.setattr(chain_apply, "payment_apply_result", refuses_one)
-    chain_env.poll()  # no exception: the pass finishes
+    monkeypatch.setattr(chain_apply, "payments_move_many", refuses_chunk)
+    chain_env.poll()  # no exception: the pass finishes (the others one at a time)
     assert [reload(p).status for p in payments] == ["confirmed", "processing", "confirmed"]
     flagged = reload(payments[1])
     assert flagged.review_status == "flagged"
@@ -55,6 +63,7 @@ def test_a_failing_payment_is_flagged_and_the_pass_carries_on(
     assert ChainCursor.objects.get(chain_id=chain_env.chain_id).block_number > cursor
 
     monkeypatch.setattr(chain_apply, "payment_apply_result", real)
+    monkeypatch.setattr(chain_apply, "payments_move_many", real_many)
     chain_env.poll()  # fixed: the next pass confirms it
     assert reload(payments[1]).status == "confirmed"
 

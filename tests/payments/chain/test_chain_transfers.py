@@ -136,16 +136,16 @@ def test_a_pass_failing_midway_is_safe_to_run_again(chain_env, buyer, seller, mo
     chain_env.node.mine(CONFIRMATIONS)
 
     monkeypatch.setattr(chain_apply, "CHUNK_SIZE", 2)
-    real = chain_apply.payment_apply_result
+    real = chain_apply.payments_move_many
     calls = {"n": 0}
 
-    def flaky(**kwargs):  # type: ignore[no-untyped-def]
+    def flaky(moves, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 3:  # the first item of the second chunk
+        if calls["n"] == 2:  # the second chunk
             raise OperationalError("database went away")
-        return real(**kwargs)
+        return real(moves, **kwargs)
 
-    monkeypatch.setattr(chain_apply, "payment_apply_result", flaky)
+    monkeypatch.setattr(chain_apply, "payments_move_many", flaky)
     with pytest.raises(OperationalError):
         chain_monitor.chain_poll(chain_env.chain_id, ignore_backoff=True)
     statuses = sorted(reload(p).status for p in payments)
