@@ -15,16 +15,13 @@ production (no worker runs here).
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import requests
 
-from benchmarks.common import database_url, drop_database, header, setup_django, table
+from benchmarks.common import bench_anvil, bench_database, header, rpc_batch, setup_django, table
 
 CONFIRMATIONS = 12
 VALUE_BASE = 10**15  # 0.001 ETH plus the payment's index in wei
@@ -36,15 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     header("chain-bound payments: first sight to all confirmed", "make bench-chain")
     from devtools.contracts import deploy
-    from tests.peers.anvil import find_anvil_binary, start_anvil
 
-    binary = find_anvil_binary()
-    if binary is None:
-        raise SystemExit("anvil not found: run `make peers` (npm install) or set ANVIL_BIN")
-    logdir = Path(tempfile.mkdtemp(prefix="orderpay-bench-anvil-"))
-    node = start_anvil(binary, logdir / "anvil.log", ["--gas-limit", "300000000"])
-    db = database_url("chainbound")
-    try:
+    with bench_anvil("--gas-limit", "300000000") as node, bench_database("chainbound") as db:
         w3, operator, receiving = node.w3, node.accounts[1], node.accounts[9]
         contract = deploy.deploy_payments(w3, node.accounts[0], operator, operator)
         factory, forwarder = deploy.deploy_deposit_factory(
@@ -65,23 +55,6 @@ def main() -> None:
             EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         )
         run(node, args.payments)
-    finally:
-        node.stop()
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db)
-        shutil.rmtree(logdir, ignore_errors=True)
-
-
-def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], session: requests.Session) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    answer = session.post(url, json=body, timeout=600).json()
-    errors = [a["error"] for a in answer if "error" in a]
-    if errors:
-        raise SystemExit(f"{len(errors)} JSON-RPC errors, first: {errors[0]}")
-    by_id = {a["id"]: a for a in answer}
-    return [by_id[i].get("result") for i in range(len(calls))]
 
 
 def seed(node: Any, n: int) -> list[Any]:

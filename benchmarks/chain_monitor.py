@@ -15,16 +15,13 @@ Counts come from the monitor's own request counting (``PassReport.http_requests/
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import requests
 
-from benchmarks.common import database_url, drop_database, header, setup_django, table
+from benchmarks.common import bench_anvil, bench_database, header, rpc_batch, setup_django, table
 
 VALUE_BASE = 10**15  # 0.001 ETH, plus the payment's index in wei: every amount differs
 
@@ -35,15 +32,10 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     header("chain monitor: requests and time per pass", "make bench-chain")
-    from tests.peers.anvil import find_anvil_binary, start_anvil
-
-    binary = find_anvil_binary()
-    if binary is None:
-        raise SystemExit("anvil not found: run `make peers` (npm install) or set ANVIL_BIN")
-    logdir = Path(tempfile.mkdtemp(prefix="orderpay-bench-anvil-"))
-    node = start_anvil(binary, logdir / "anvil.log", ["--no-mining", "--gas-limit", "300000000"])
-    db = database_url("chain")
-    try:
+    with (
+        bench_anvil("--no-mining", "--gas-limit", "300000000") as node,
+        bench_database("chain") as db,
+    ):
         setup_django(
             db,
             CHAIN_RPC_URL=node.url,
@@ -55,23 +47,6 @@ def main() -> None:
             EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         )
         run(node, sizes)
-    finally:
-        node.stop()
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db)
-        shutil.rmtree(logdir, ignore_errors=True)
-
-
-def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], session: requests.Session) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    answer = session.post(url, json=body, timeout=300).json()
-    by_id = {a["id"]: a for a in answer}
-    errors = [a["error"] for a in answer if "error" in a]
-    if errors:
-        raise SystemExit(f"{len(errors)} JSON-RPC errors, first: {errors[0]}")
-    return [by_id[i].get("result") for i in range(len(calls))]
 
 
 def send_transfers(node: Any, n: int, offset: int) -> list[str]:

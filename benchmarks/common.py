@@ -120,6 +120,50 @@ def setup_django(db_url: str, **extra: str) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+# --- peers ------------------------------------------------------------------------------------
+@contextmanager
+def bench_anvil(*anvil_args: str) -> Iterator[Any]:
+    """An anvil node of the benchmark's own (the tests' peer helper), stopped at the end."""
+    import tempfile
+
+    from tests.peers.anvil import find_anvil_binary, start_anvil
+
+    binary = find_anvil_binary()
+    if binary is None:
+        raise SystemExit("anvil not found: run `make peers` (npm install) or set ANVIL_BIN")
+    logdir = Path(tempfile.mkdtemp(prefix="orderpay-bench-anvil-"))
+    node = start_anvil(binary, logdir / "anvil.log", list(anvil_args))
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+@contextmanager
+def bench_database(suffix: str) -> Iterator[str]:
+    """The run's database URL (``setup_django`` creates it), dropped at the end."""
+    db = database_url(suffix)
+    try:
+        yield db
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(db)
+
+
+def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], session: Any) -> list[Any]:
+    """One JSON-RPC batch over ``session`` (requests); the results in the calls' order."""
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    answer = session.post(url, json=body, timeout=600).json()
+    errors = [a["error"] for a in answer if "error" in a]
+    if errors:
+        raise SystemExit(f"{len(errors)} JSON-RPC errors, first: {errors[0]}")
+    by_id = {a["id"]: a for a in answer}
+    return [by_id[i].get("result") for i in range(len(calls))]
+
+
 # --- figures --------------------------------------------------------------------------------
 def percentile(values: Sequence[float], p: float) -> float:
     if not values:

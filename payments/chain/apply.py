@@ -456,30 +456,43 @@ def _on_deposit(
             )
         return
     receipt = found.get(f"rc:{d.transaction_hash}") or {}
-    fields: dict[str, Any] = {
-        "transaction_hash": d.transaction_hash,
-        "sender_address": d.args["buyer"],
-        **rpc.mined_position(d.block_number, d.block_hash, head, receipt),
-    }
-    flags: list[tuple[str, dict[str, Any]]] = []
-    if p.status == P.EXPIRED:
-        flags.append(
-            ("late_payment", {"expires_at": p.expires_at.isoformat() if p.expires_at else None})
-        )
-    if final:
-        report.confirmed += 1
-    elif p.block_hash == d.block_hash and p.status == P.PROCESSING:
-        return  # seen already; confirmations are updated in bulk
-    _savepoint_apply(
+    late = {"expires_at": p.expires_at.isoformat() if p.expires_at else None}
+    if _credit_event(p, d, final, d.args["buyer"], "deposit", late, actor, head, receipt):
+        report.confirmed += final
+
+
+def _credit_event(
+    p: PaymentTransaction,
+    d: rpc.DecodedLog,
+    final: bool,
+    sender: str,
+    kind: str,
+    late: dict[str, Any],
+    actor: Actor,
+    head: int,
+    receipt: dict[str, Any] | None = None,
+) -> bool:
+    """A contract event that pays ``p`` (an escrow deposit, a Payments ``Paid``): shallow it
+    is ``processing`` at its block, final it confirms; a payment that had expired is credited
+    and flagged ``late_payment`` (``late``: the flag's details). False when nothing changed."""
+    if not final and p.block_hash == d.block_hash and p.status == P.PROCESSING:
+        return False  # seen already; confirmations are updated in bulk
+    flags = [("late_payment", late)] if p.status == P.EXPIRED else []
+    return _savepoint_apply(
         p.id,
         ProviderResult(
             Outcome.SUCCEEDED if final else Outcome.PROCESSING,
             reference=d.transaction_hash,
-            raw_status="deposit_final" if final else "deposit_seen",
-            fields=fields,
+            raw_status=f"{kind}_final" if final else f"{kind}_seen",
+            fields={
+                "transaction_hash": d.transaction_hash,
+                "sender_address": sender,
+                **rpc.mined_position(d.block_number, d.block_hash, head, receipt),
+            },
             review_flags=flags,
         ),
         actor,
+        details={"transaction_hash": d.transaction_hash, "event": d.name},
     )
 
 
@@ -554,7 +567,7 @@ def apply_paid(
                     "sender_address": d.args["payer"],
                     **rpc.mined_position(d.block_number, d.block_hash, head),
                 },
-                details={"transaction_hash": d.transaction_hash, "bound_by": "contract_event"},
+                details={"transaction_hash": d.transaction_hash, "event": d.name},
             )
         )
 
@@ -599,31 +612,8 @@ def _on_paid(
             _, locked = lock_payment(p.id)
             payment_flag(locked, reason, actor=actor, details=details | {"problem": problem})
         return
-    if not final and p.block_hash == d.block_hash and p.status == P.PROCESSING:
-        return  # seen already; confirmations are updated in bulk
-    flags: list[tuple[str, dict[str, Any]]] = []
-    if p.status == P.EXPIRED:
-        flags.append(("late_payment", details))
-    fields: dict[str, Any] = {
-        "transaction_hash": d.transaction_hash,
-        "sender_address": d.args["payer"],
-        **rpc.mined_position(d.block_number, d.block_hash, head),
-    }
-    applied = _savepoint_apply(
-        p.id,
-        ProviderResult(
-            Outcome.SUCCEEDED if final else Outcome.PROCESSING,
-            reference=d.transaction_hash,
-            raw_status="paid_final" if final else "paid_seen",
-            fields=fields,
-            review_flags=flags,
-            data={"bound_by": "contract_event"},
-        ),
-        actor,
-        details={"transaction_hash": d.transaction_hash, "bound_by": "contract_event"},
-    )
-    if applied and final:
-        report.confirmed += 1
+    if _credit_event(p, d, final, d.args["payer"], "paid", details, actor, head):
+        report.confirmed += final
 
 
 def _transfer_candidates(

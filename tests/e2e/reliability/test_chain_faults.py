@@ -9,36 +9,22 @@ import threading
 import pytest
 from django.db import connections
 
-from orders.audit import Actor
 from orders.models import OrderPaymentEvent
 from payments.chain.monitor import chain_poll
-from payments.models import PaymentTransaction
 from payments.providers.chain import client as rpc
-from payments.services.payments import payment_claim_transaction
 from tests.payments.chain.conftest import (  # noqa: F401
     CONFIRMATIONS,
     chain_contracts,
     chain_env,
     chain_order,
+    claim,
+    reload,
     start_payment,
 )
 from tests.peers.anvil import anvil  # noqa: F401
 from tests.peers.faulty_http import FaultProxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
-
-
-def claim(payment, tx_hash):  # type: ignore[no-untyped-def]
-    return payment_claim_transaction(
-        payment_id=payment.id,
-        transaction_hash=tx_hash,
-        chain_id=None,
-        actor=Actor.for_user(payment.order.buyer),
-    )
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def confirms(payment) -> int:  # type: ignore[no-untyped-def]

@@ -22,7 +22,11 @@ from payments.chain.monitor import PassReport, chain_poll  # noqa: E402
 from payments.models import PaymentTransaction  # noqa: E402
 from payments.providers.chain.registry import get_chain  # noqa: E402
 from payments.providers.registry import get_provider  # noqa: E402
-from payments.services.payments import payment_create, payment_start  # noqa: E402
+from payments.services.payments import (  # noqa: E402
+    payment_claim_transaction,
+    payment_create,
+    payment_start,
+)
 from tests.factories import OrderFactory  # noqa: E402
 from tests.peers.anvil import AnvilNode, anvil  # noqa: E402, F401
 
@@ -65,6 +69,26 @@ class ChainEnv:
     def send_raw(self, raw: bytes) -> str:
         """Send a signed transaction; its hash, once mined where automine is on."""
         return self.mined("0x" + bytes(self.w3.eth.send_raw_transaction(raw)).hex())
+
+    def signed(
+        self, to: str, value: int = 0, data: str = "0x", gas: int = 21_000, account: int = 3
+    ) -> bytes:
+        """A transaction signed locally by anvil account ``account`` (the payer by default):
+        kept, it can be sent again after a reorg dropped it."""
+        sender = self.node.local_account(account)
+        return sender.sign_transaction(
+            {
+                "to": self.w3.to_checksum_address(to),
+                "value": value,
+                "data": data,
+                "gas": gas,
+                "maxFeePerGas": 100 * 10**9,
+                "maxPriorityFeePerGas": 10**9,
+                "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
+                "chainId": self.chain_id,
+                "type": 2,
+            }
+        ).raw_transaction
 
     def mined(self, tx_hash: str) -> str:
         if self.node.rpc("anvil_getAutomine"):
@@ -181,6 +205,20 @@ def deposit_env(bound_env, settings) -> ChainEnv:  # type: ignore[no-untyped-def
     ]
     get_provider.cache_clear()
     return bound_env
+
+
+def claim(payment, tx_hash: str, chain_id: int | None = None):  # type: ignore[no-untyped-def]
+    """The buyer reports ``tx_hash`` for ``payment`` (the monitor-blockchain service)."""
+    return payment_claim_transaction(
+        payment_id=payment.id,
+        transaction_hash=tx_hash,
+        chain_id=chain_id,
+        actor=Actor.for_user(payment.order.buyer),
+    )
+
+
+def reload(payment):  # type: ignore[no-untyped-def]
+    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def chain_order(buyer, seller, currency: str = "ETH", amount: str = "0.5"):  # type: ignore[no-untyped-def]

@@ -16,25 +16,12 @@ from orders.models import OrderPaymentEvent
 from payments.models import ChainCursor, PaymentTransaction
 from payments.providers.chain import client as rpc
 from payments.services.checkout import checkout_payment_open
-from payments.services.payments import payment_cancel, payment_claim_transaction
-from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, start_payment
+from payments.services.payments import payment_cancel
+from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, claim, reload, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 CLAIM_URL = "/api/orders/payment/monitor-blockchain"
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
-
-
-def claim(payment, tx_hash):  # type: ignore[no-untyped-def]
-    return payment_claim_transaction(
-        payment_id=payment.id,
-        transaction_hash=tx_hash,
-        chain_id=None,
-        actor=Actor.for_user(payment.order.buyer),
-    )
 
 
 def settle(env) -> None:  # type: ignore[no-untyped-def]
@@ -44,23 +31,10 @@ def settle(env) -> None:  # type: ignore[no-untyped-def]
     env.poll()
 
 
-def signed_pay_tx(env, payment, account_index: int = 3) -> bytes:  # type: ignore[no-untyped-def]
-    """The payment's pay call, signed locally by an anvil account (kept for a re-send)."""
+def signed_pay_tx(env, payment) -> bytes:  # type: ignore[no-untyped-def]
+    """The payment's pay call, signed locally by the payer (kept for a re-send)."""
     (request,) = payment.provider_data["instructions"]["transaction_requests"]
-    account = env.node.local_account(account_index)
-    return account.sign_transaction(
-        {
-            "to": env.w3.to_checksum_address(request["to"]),
-            "value": int(request["value"]),
-            "data": request["data"],
-            "gas": 200_000,
-            "maxFeePerGas": 100 * 10**9,
-            "maxPriorityFeePerGas": 10**9,
-            "nonce": env.w3.eth.get_transaction_count(account.address, "pending"),
-            "chainId": env.chain_id,
-            "type": 2,
-        }
-    ).raw_transaction
+    return env.signed(request["to"], int(request["value"]), request["data"], gas=200_000)
 
 
 def test_instructions_carry_an_intent_the_operator_signed_for_this_payment(

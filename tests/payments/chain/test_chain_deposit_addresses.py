@@ -19,16 +19,12 @@ from payments.providers.chain import client as rpc
 from payments.providers.chain.registry import get_chain
 from payments.providers.escrow.artifacts import load_artifact
 from receipts.models import PaymentReceipt
-from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, start_payment
+from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, reload, start_payment
 
 # committed transactions: the sweeps and excess returns are broadcast on commit, as in production
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 CT = ChainTransaction
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def settle(env, passes: int = 2) -> None:  # type: ignore[no-untyped-def]
@@ -46,23 +42,6 @@ def followups(env) -> int:  # type: ignore[no-untyped-def]
 
 def balance(env, who: str) -> int:  # type: ignore[no-untyped-def]
     return int(env.w3.eth.get_balance(env.w3.to_checksum_address(who)))
-
-
-def send_raw_value(env, to: str, value: int, account_index: int = 3) -> bytes:  # type: ignore[no-untyped-def]
-    """A plain transfer with exactly 21,000 gas, signed locally (kept for a re-send)."""
-    account = env.node.local_account(account_index)
-    return account.sign_transaction(
-        {
-            "to": env.w3.to_checksum_address(to),
-            "value": value,
-            "gas": 21_000,
-            "maxFeePerGas": 100 * 10**9,
-            "maxPriorityFeePerGas": 10**9,
-            "nonce": env.w3.eth.get_transaction_count(account.address, "pending"),
-            "chainId": env.chain_id,
-            "type": 2,
-        }
-    ).raw_transaction
 
 
 def status_of(payment, user):  # type: ignore[no-untyped-def]
@@ -91,7 +70,7 @@ def test_one_wei_is_partially_paid_and_the_top_up_completes_it(deposit_env, buye
     env = deposit_env
     payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
     address = payment.deposit_address
-    env.send_raw(send_raw_value(env, address, 1))
+    env.send_raw(env.signed(address, 1))
     env.poll()
     payment = reload(payment)
     assert payment.status == "partially_paid"  # seen, shallow
@@ -107,7 +86,7 @@ def test_one_wei_is_partially_paid_and_the_top_up_completes_it(deposit_env, buye
     assert not CT.objects.filter(payment=payment)  # nothing swept while it is open
 
     before = balance(env, env.receiving)
-    env.send_raw(send_raw_value(env, address, 5 * 10**16 - 1))  # the rest, 21,000 gas again
+    env.send_raw(env.signed(address, 5 * 10**16 - 1))  # the rest, 21,000 gas again
     settle(env)
     payment = reload(payment)
     assert payment.status == "confirmed" and payment.order.status == "paid"
@@ -176,7 +155,7 @@ def test_a_reorg_drops_a_deposit_before_finality_and_it_confirms_once_mined_agai
 ):
     env, node = deposit_env, deposit_env.node
     payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
-    raw = send_raw_value(env, payment.deposit_address, 5 * 10**16)
+    raw = env.signed(payment.deposit_address, 5 * 10**16)
     env.send_raw(raw)
     env.poll()
     assert reload(payment).status == "processing"

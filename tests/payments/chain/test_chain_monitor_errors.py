@@ -9,16 +9,12 @@ import pytest
 from common.errors import Conflict, ValidationFailed
 from orders.audit import Actor
 from payments.chain import apply as chain_apply
-from payments.models import ChainCursor, PaymentTransaction
+from payments.models import ChainCursor
 from payments.providers.chain import client as rpc
 from payments.services.payments import payment_claim_transaction
-from tests.payments.chain.conftest import CONFIRMATIONS, PAYER, chain_order, start_payment
+from tests.payments.chain.conftest import CONFIRMATIONS, PAYER, chain_order, reload, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def test_a_failing_payment_is_flagged_and_the_pass_carries_on(

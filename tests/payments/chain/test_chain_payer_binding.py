@@ -14,23 +14,10 @@ from common.errors import ValidationFailed
 from orders.audit import Actor
 from payments.models import PaymentTransaction
 from payments.providers.chain import client as rpc
-from payments.services.payments import payment_claim_transaction, payment_create, payment_start
-from tests.payments.chain.conftest import PAYER, chain_order, start_payment
+from payments.services.payments import payment_create, payment_start
+from tests.payments.chain.conftest import PAYER, chain_order, claim, reload, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def claim(payment, tx_hash):  # type: ignore[no-untyped-def]
-    return payment_claim_transaction(
-        payment_id=payment.id,
-        transaction_hash=tx_hash,
-        chain_id=None,
-        actor=Actor.for_user(payment.order.buyer),
-    )
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def test_instructions_name_the_payers_wallet(chain_env, buyer, seller):

@@ -15,25 +15,18 @@ from orders.models import Order, OrderPaymentEvent
 from payments.chain.monitor import chain_poll, chain_poll_all
 from payments.models import PaymentTransaction, WebhookEvent
 from payments.providers.chain import client as rpc
-from payments.services.payments import payment_claim_transaction
 from payments.webhooks.chain import sign
 from payments.webhooks.inbox import WebhookSignatureError, webhook_receive
-from tests.payments.chain.conftest import CONFIRMATIONS, PAYER, chain_order, start_payment
+from tests.payments.chain.conftest import (
+    CONFIRMATIONS,
+    PAYER,
+    chain_order,
+    claim,
+    reload,
+    start_payment,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def claim(payment, tx_hash, chain_id=None):  # type: ignore[no-untyped-def]
-    return payment_claim_transaction(
-        payment_id=payment.id,
-        transaction_hash=tx_hash,
-        chain_id=chain_id,
-        actor=Actor.for_user(payment.order.buyer),
-    )
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def test_native_payment_instructions_claim_and_confirmation(chain_env, buyer, seller):

@@ -18,13 +18,9 @@ from payments.chain import monitor as chain_monitor
 from payments.models import ChainCursor, PaymentTransaction
 from payments.providers.chain import client as rpc
 from payments.services.payments import payment_claim_transaction
-from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, start_payment
+from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, reload, start_payment
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def reload(payment):  # type: ignore[no-untyped-def]
-    return PaymentTransaction.objects.get(pk=payment.id)
 
 
 def events(payment, action: str) -> int:  # type: ignore[no-untyped-def]
