@@ -212,11 +212,7 @@ class PaymentTransaction(RefreshableFSMModel):
     def start_processing(self) -> None:
         pass
 
-    @transition(
-        field=status,
-        source=[P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED],
-        target=P.PARTIALLY_PAID,
-    )
+    @transition(field=status, source=[P.PENDING, P.PROCESSING, P.UNKNOWN], target=P.PARTIALLY_PAID)
     def receive_part(self) -> None:
         """Less than the amount arrived at the deposit address: the order stays unpaid."""
 
@@ -256,7 +252,7 @@ class PaymentTransaction(RefreshableFSMModel):
     def cancel(self) -> None:
         pass
 
-    @transition(field=status, source=[P.PENDING, P.PROCESSING], target=P.EXPIRED)
+    @transition(field=status, source=[P.PENDING, P.PROCESSING, P.PARTIALLY_PAID], target=P.EXPIRED)
     def expire(self) -> None:
         pass
 

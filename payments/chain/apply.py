@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from orders.audit import Actor
 from payments.models import (
+    OPEN_STATES,
     PAID_STATES,
     ChainTransaction,
     PaymentMethod,
@@ -594,8 +595,8 @@ def _on_paid(
 ) -> None:
     if d.address != (p.contract_address or "").lower():
         return  # another deployment's event for the same id: not this payment's contract
-    if p.status in PAID_STATES:
-        return
+    if p.status in PAID_STATES and p.transaction_hash == d.transaction_hash:
+        return  # this event paid it
     details = {
         "transaction_hash": d.transaction_hash,
         "payer": d.args["payer"],
@@ -603,11 +604,17 @@ def _on_paid(
         "block_number": d.block_number,
     }
     problem = paid_terms_problem(p.token_address, p.amount_base_units, p.provider_data, d.args)
-    if problem or p.status not in WATCHED:
-        # other terms than signed (only a misused operator key could), or money for a
-        # payment closed before it arrived (an older attempt paid after a retry): staff
-        # decide, and refund; nothing is credited by itself
-        reason = "binding_terms_mismatch" if problem else "paid_after_close"
+    if problem or p.status not in (*OPEN_STATES, P.EXPIRED):
+        # other terms than signed (only a misused operator key could), money for a payment
+        # closed before it arrived (an older attempt paid after a retry), or paid already
+        # (through its deposit address): staff decide, and refund; nothing is credited
+        reason = (
+            "binding_terms_mismatch"
+            if problem
+            else "paid_twice"
+            if p.status in PAID_STATES
+            else "paid_after_close"
+        )
         with transaction.atomic():
             _, locked = lock_payment(p.id)
             payment_flag(locked, reason, actor=actor, details=details | {"problem": problem})
@@ -969,7 +976,7 @@ def expire(chain: ChainConfig, report: PassReport) -> None:
     overdue = PaymentTransaction.objects.filter(
         chain_id=chain.chain_id,
         method__in=CHAIN_METHODS,
-        status=P.PENDING,
+        status__in=(P.PENDING, P.PARTIALLY_PAID),
         transaction_hash__isnull=True,
         expires_at__lt=timezone.now(),
     ).values_list("id", flat=True)

@@ -55,6 +55,9 @@ CT = ChainTransaction
 #: how long a closed or paid payment's deposit address is still watched (money sent late to
 #: it is recorded, and returned or flagged, instead of sitting unseen)
 DEPOSIT_WATCH = timedelta(days=30)
+#: blocks a pass reads at most while deposit addresses are watched: each is read whole, with
+#: its transactions, beside every transfer of the accepted tokens in the range
+DEPOSIT_SCAN_BLOCKS = 200
 #: sweeps and excess returns sent per run of ``payments.send_deposit_followups`` (each is a
 #: few RPC calls): bounded, the rest go in the next runs
 FOLLOWUPS_PER_RUN = 50
@@ -120,11 +123,11 @@ def native_arrivals(
         return []
     found: list[Arrival] = []
     for height, block in client.blocks_with_transactions(list(range(start + 1, to + 1))).items():
-        if not block:
-            continue
-        block_hash = str(block["hash"]).lower()
-        if canonical.get(height) not in (None, block_hash):
-            continue  # reorged between the two reads: the next pass reads it again
+        block_hash = str((block or {}).get("hash") or "").lower()
+        if not block or canonical.get(height) not in (None, block_hash):
+            # a node behind its peers, or a reorg between two reads: the pass fails and the
+            # next one reads the range again (skipping it would move the cursor past it)
+            raise rpc.RpcError("eth_getBlockByNumber", f"block {height} missing or changed")
         for tx in block.get("transactions") or []:
             to_address = rpc.norm_address(tx.get("to"))
             value = rpc.to_int(tx.get("value"))
@@ -200,7 +203,9 @@ def apply_deposits(
         ChainDeposit.objects.bulk_create(new, ignore_conflicts=True)
         changed |= {a.payment_id for a in new}
         for key, d in existing.items():
-            a = by_key[key]
+            a = by_key.get(key)
+            if a is None:
+                continue  # another log of the same transaction (a batch paying several)
             if d.status == D.DROPPED or d.block_hash != a.block_hash:
                 # mined again (in another block) after a reorg: seen again, not yet final
                 ChainDeposit.objects.filter(pk=d.pk).update(
@@ -228,6 +233,22 @@ def apply_deposits(
         ChainDeposit.objects.filter(pk__in=dropped).update(status=D.DROPPED)
         ChainDeposit.objects.filter(pk__in=final).update(status=D.FINAL)
     report.deposits += len(new)
+    # Settled from state, not only from this pass's changes: a pass that died after the
+    # deposits committed and before the payments moved is made good by the next one.
+    changed |= set(
+        PaymentTransaction.objects.filter(
+            Q(status__in=(*OPEN_STATES, P.EXPIRED), deposits__isnull=False)
+            # paid through the contract, with deposits not yet sent back
+            | Q(
+                status__in=PAID_STATES,
+                transaction_hash__isnull=False,
+                deposits__status=D.FINAL,
+                deposits__excess_base_units=0,
+            ),
+            chain_id=chain.chain_id,
+            deposit_address__isnull=False,
+        ).values_list("id", flat=True)
+    )
     _settle_many(chain, changed)
 
 
@@ -270,7 +291,7 @@ def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
                     details=v.details,
                 )
             )
-        elif v.transition or v.others or v.excess:
+        elif v.transition or v.others or v.excess or v.flag:
             slow.append(p.id)
     if received:
         with transaction.atomic():
@@ -299,6 +320,7 @@ class Verdict:
     raw_status: str
     late: bool  # confirming after the payment expired
     excess: bool  # more than the payment keeps is final
+    flag: str  # a review reason to set, if any
     details: dict[str, str]
 
 
@@ -310,20 +332,33 @@ def _verdict(chain: ChainConfig, p: PaymentTransaction, deposits: list[ChainDepo
     amount = int(p.amount_base_units or 0)
     short = amount - chain.tolerance_base_units
     latest = next((d for d in reversed(ours) if d.status == D.FINAL), None)
-    transition, raw = "", ""
-    if p.status in (*OPEN_STATES, P.EXPIRED) and final >= short and latest is not None:
+    # paid (or being paid) through the contract: its Paid event holds the payment's position,
+    # and whatever arrives at the deposit address too is paid twice, all of it to go back
+    by_contract = bool(p.transaction_hash)
+    transition, raw, flag = "", "", ""
+    if by_contract:
+        pass
+    elif p.status in (*OPEN_STATES, P.EXPIRED) and final >= short and latest is not None:
         transition, raw = "confirm", "deposit_final"
     elif seen >= short:
         # enough, not all final yet (an expired payment stays so until then)
         if p.status in OPEN_STATES and p.status != P.PROCESSING:
             transition, raw = "start_processing", "deposit_seen"
     elif seen > 0:
-        if p.status in (*OPEN_STATES, P.EXPIRED) and p.status != P.PARTIALLY_PAID:
+        if p.status in OPEN_STATES and p.status != P.PARTIALLY_PAID:
             transition, raw = "receive_part", "deposit_partial"
+        elif p.status == P.EXPIRED:
+            flag = "late_partial_payment"  # not enough, after the payment expired: staff
     elif p.status in (P.PROCESSING, P.PARTIALLY_PAID):
         transition, raw = "back_to_pending", "deposit_dropped"
-    kept = amount if transition == "confirm" or p.status in PAID_STATES else 0
-    closed = p.status in (P.CANCELLED, P.FAILED)
+    if by_contract:
+        kept = 0 if p.status in PAID_STATES else None  # until the contract's event confirms
+    elif transition == "confirm" or p.status in PAID_STATES:
+        kept = amount
+    elif p.status in (P.CANCELLED, P.FAILED):
+        kept = 0
+    else:
+        kept = None  # open: nothing is excess yet
     assigned = sum(int(d.excess_base_units) for d in ours)
     return Verdict(
         final=final,
@@ -333,7 +368,8 @@ def _verdict(chain: ChainConfig, p: PaymentTransaction, deposits: list[ChainDepo
         transition=transition,
         raw_status=raw,
         late=bool(p.expires_at and timezone.now() > p.expires_at),
-        excess=(bool(kept) or closed) and final - kept - assigned > chain.tolerance_base_units,
+        excess=kept is not None and final - kept - assigned > chain.tolerance_base_units,
+        flag=flag,
         details={"received_base_units": str(final), "seen_base_units": str(seen)},
     )
 
@@ -383,6 +419,8 @@ def _settle(chain: ChainConfig, payment_id: UUID, actor: Any) -> None:
         _move(p, v.transition, v.raw_status, actor, v.details)
         if v.transition == "back_to_pending":
             payment_flag(p, "reorg", actor=actor, details=v.details)
+    if v.flag:
+        payment_flag(p, v.flag, actor=actor, details=v.details)
     token = (p.token_address or "").lower()
     _assign_excess(chain, p, [d for d in deposits if d.token_address == token], v.final, actor)
 
@@ -396,24 +434,35 @@ def _move(p: PaymentTransaction, name: str, raw: str, actor: Any, details: dict[
 def _assign_excess(
     chain: ChainConfig, p: PaymentTransaction, ours: list[ChainDeposit], final: int, actor: Any
 ) -> None:
-    """What final deposits paid beyond what the payment keeps goes back to its sender: beyond
-    the amount for a paid payment, all of it for a cancelled or failed one. It is assigned to
-    the newest final deposit (its sender gets it back) and sent by ``deposit_followups``."""
-    if p.status in PAID_STATES:
-        kept = int(p.amount_base_units or 0)
+    """What final deposits paid beyond what the payment keeps goes back to its senders: beyond
+    the amount for a payment paid by its deposits, all of it for one paid through the contract
+    (paid twice) or cancelled or failed. It is assigned to the final deposits newest first,
+    each at most its own amount, so every sender gets back only what they sent; sent by
+    ``deposit_followups``."""
+    if p.transaction_hash and p.status in PAID_STATES:
+        kept, reason = 0, "paid_twice"
+    elif p.status in PAID_STATES:
+        kept, reason = int(p.amount_base_units or 0), "overpayment"
     elif p.status in (P.CANCELLED, P.FAILED):
-        kept = 0
+        kept, reason = 0, "paid_after_close"
     else:
         return
-    assigned = sum(int(d.excess_base_units) for d in ours)
-    owed = final - kept - assigned
+    owed = final - kept - sum(int(d.excess_base_units) for d in ours)
     if owed <= chain.tolerance_base_units:
         return
-    newest = next(d for d in reversed(ours) if d.status == D.FINAL)
-    ChainDeposit.objects.filter(pk=newest.pk).update(
-        excess_base_units=int(newest.excess_base_units) + owed
-    )
-    reason = "overpayment" if kept else "paid_after_close"
+    returned = []
+    for d in reversed([d for d in ours if d.status == D.FINAL]):
+        room = int(d.amount_base_units) - int(d.excess_base_units)
+        part = min(room, owed)
+        if part <= 0:
+            continue
+        ChainDeposit.objects.filter(pk=d.pk).update(
+            excess_base_units=int(d.excess_base_units) + part
+        )
+        returned.append({"to": d.from_address, "base_units": str(part)})
+        owed -= part
+        if owed == 0:
+            break
     payment_flag(
         p,
         reason,
@@ -421,8 +470,7 @@ def _assign_excess(
         details={
             "expected_base_units": str(kept),
             "received_base_units": str(final),
-            "excess_base_units": str(owed),
-            "returned_to": newest.from_address,
+            "returned": returned,
         },
     )
 

@@ -199,12 +199,15 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         report.reorg_at = changed[0]
         if changed[0] <= start:  # deeper than the confirmations: rewind and re-read
             start = max(0, changed[0] - 1)
-    to = min(target, start + chain.max_blocks_per_pass)
+    watched_deposits = deposits.watched_addresses(chain)
+    step = chain.max_blocks_per_pass
+    if watched_deposits:
+        step = min(step, deposits.DEPOSIT_SCAN_BLOCKS)
+    to = min(target, start + step)
     report.from_block, report.to_block = start + 1, to
 
     # 3. one eth_getLogs request over the blocks not yet final: the escrow contract's events and
     #    the accepted tokens' Transfers to our receiving addresses (two filters, one batch)
-    watched_deposits = deposits.watched_addresses(chain)
     logs, paid, transfers, to_deposits = _read_logs(
         chain, client, start, to, canonical, set(watched_deposits)
     )
@@ -289,6 +292,8 @@ def _backfill_start(
             chain_id=chain.chain_id,
             method__in=CHAIN_METHODS,
             status__in=(*WATCHED, P.PARTIALLY_PAID),
+            # as far back as late money is still looked for, not to the oldest row ever
+            created_at__gte=timezone.now() - LATE_CLAIM_WATCH,
         )
         .order_by("created_at")
         .values_list("created_at", flat=True)
@@ -311,7 +316,7 @@ def _payment_contracts(chain: ChainConfig) -> list[str]:
         PaymentTransaction.objects.filter(
             chain_id=chain.chain_id,
             chain_payment_id__isnull=False,
-            status__in=(P.PENDING, P.PROCESSING, P.UNKNOWN, P.EXPIRED),
+            status__in=(*WATCHED, P.PARTIALLY_PAID),
         )
         .exclude(contract_address="")
         .values_list("contract_address", flat=True)
@@ -372,7 +377,9 @@ def _read_logs(
             continue
         known = canonical.get(decoded.block_number)
         if known is not None and known != decoded.block_hash:
-            continue  # reorged between the two reads: next pass
+            # reorged between the two reads: fail the pass, the next reads the range again
+            # (skipping it would let the cursor move past a final block's events)
+            raise rpc.RpcError("eth_getLogs", f"log in block {decoded.block_number} changed")
         if decoded.name == "Transfer":
             if decoded.address not in tokens:
                 continue

@@ -16,12 +16,14 @@ decides what is unusual.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from celery import current_app
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -29,7 +31,6 @@ from django.utils import timezone
 from common.db import bulk_update_rows
 from common.errors import InvalidTransition
 from common.money import add
-from common.tasks import enqueue_on_commit
 from orders.audit import Actor, event_row, run_transition
 from orders.models import Order, OrderPaymentEvent
 from payments.models import (
@@ -40,9 +41,10 @@ from payments.models import (
     Refund,
 )
 from payments.selectors import payment_status_invalidate_many, summarize
-from payments.services.core import RESULT_FIELDS, high_value_threshold
+from payments.services.core import RESULT_FIELDS, high_value_threshold, payment_announcement
 from payments.services.sync import order_stage, order_sync_plan, order_target_status
 
+logger = logging.getLogger(__name__)
 P = PaymentStatus
 #: the payment transitions this path runs, and the state each leads to
 MOVES = {
@@ -192,13 +194,8 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
         if moved:
             moved_orders = sorted({str(p.order_id) for p, _ in moved})
             transaction.on_commit(lambda: payment_status_invalidate_many(moved_orders), robust=True)
-            # emails and receipts: one task announces the chunk's moves from a worker, so a
-            # pass does not pay a broker round trip per payment
-            enqueue_on_commit(
-                "payments.announce_payments",
-                [[str(p.id), str(p.order_id), before, str(p.status)] for p, before in moved],
-                actor.type,
-            )
+            announced = [[str(p.id), str(p.order_id), before, str(p.status)] for p, before in moved]
+            transaction.on_commit(lambda: _announce(announced, actor.type), robust=True)
     return left
 
 
@@ -217,3 +214,15 @@ def _plain(
         return False
     paid = add(*(s.amount for s in siblings if s.status in PAID_STATES))
     return add(paid, p.amount) <= order.amount
+
+
+def _announce(moves: list[list[str]], actor_type: str) -> None:
+    """Emails and receipts for the moved payments: one task announces a chunk from a worker,
+    so a pass does not pay a broker round trip per payment. A broker that refuses it: they
+    are announced here, as one at a time would, so none is lost."""
+    try:
+        current_app.tasks["payments.announce_payments"].delay(moves, actor_type)
+    except Exception:
+        logger.warning("announce task not enqueued; announcing %s payments here", len(moves))
+        for payment_id, order_id, before, after in moves:
+            payment_announcement(UUID(payment_id), UUID(order_id), before, after, actor_type)

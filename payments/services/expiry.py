@@ -28,6 +28,7 @@ from payments.providers.registry import get_provider
 from payments.services.core import (
     lock_payment,
     payment_data,
+    payment_flag,
     payment_get,
     payment_transition,
     refund_data,
@@ -64,7 +65,8 @@ def payment_expire(*, payment_id: UUID, actor: Actor, now: datetime | None = Non
     money moving wins: its result is applied instead."""
     now = now or timezone.now()
     payment = payment_get(payment_id)
-    if payment.status != P.PENDING or payment.expires_at is None or payment.expires_at > now:
+    expirable = (P.PENDING, P.PARTIALLY_PAID)
+    if payment.status not in expirable or payment.expires_at is None or payment.expires_at > now:
         return payment.status
     provider = get_provider(payment.provider)
     try:
@@ -82,16 +84,20 @@ def payment_expire(*, payment_id: UUID, actor: Actor, now: datetime | None = Non
         ).status
     with transaction.atomic():
         _, payment = lock_payment(payment.id)
-        if payment.status == P.PENDING:
-            payment_transition(
-                payment,
-                "expire",
-                actor=actor,
-                details={
-                    "expires_at": payment.expires_at.isoformat() if payment.expires_at else None,
-                    "provider_status": result.raw_status,
-                },
-            )
+        if payment.status in expirable:
+            partly = payment.status == P.PARTIALLY_PAID
+            details = {
+                "expires_at": payment.expires_at.isoformat() if payment.expires_at else None,
+                "provider_status": result.raw_status,
+            }
+            payment_transition(payment, "expire", actor=actor, details=details)
+            if partly:  # money arrived and waits at its deposit address: staff return it
+                payment_flag(
+                    payment,
+                    "partial_payment_expired",
+                    actor=actor,
+                    details=details | {"received_base_units": str(payment.received_base_units)},
+                )
     return payment.status
 
 
@@ -99,7 +105,9 @@ def payments_expire_stale(*, now: datetime | None = None, limit: int = 500) -> l
     now = now or timezone.now()
     actor = Actor.for_job("payments.expire_stale_payments")
     ids = (
-        PaymentTransaction.objects.filter(status=P.PENDING, expires_at__lte=now)
+        PaymentTransaction.objects.filter(
+            status__in=(P.PENDING, P.PARTIALLY_PAID), expires_at__lte=now
+        )
         .order_by("expires_at")
         .values_list("id", flat=True)[:limit]
     )

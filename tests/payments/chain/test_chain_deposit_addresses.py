@@ -12,12 +12,14 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from orders.audit import Actor
 from orders.models import OrderPaymentEvent
 from payments.chain import deposits
 from payments.models import ChainDeposit, ChainTransaction, PaymentTransaction
 from payments.providers.chain import client as rpc
 from payments.providers.chain.registry import get_chain
 from payments.providers.escrow.artifacts import load_artifact
+from payments.services.payments import payment_cancel, payment_retry
 from receipts.models import PaymentReceipt
 from tests.payments.chain.conftest import CONFIRMATIONS, chain_order, reload, start_payment
 
@@ -187,3 +189,59 @@ def test_a_transfer_after_expiry_is_credited_and_flagged(deposit_env, buyer, sel
     payment = reload(payment)
     assert payment.status == "confirmed"
     assert "late_payment" in [r["reason"] for r in payment.review_reasons]
+
+
+def test_paid_through_the_contract_and_the_address_too_returns_the_second(
+    deposit_env, buyer, seller
+):
+    env = deposit_env
+    payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
+    env.send_requests(payment)  # through the contract
+    settle(env)
+    assert reload(payment).status == "confirmed"
+    env.send(env.payer, payment.deposit_address, 5 * 10**16)  # and again, by plain transfer
+    settle(env)
+    payment = reload(payment)
+    assert payment.status == "confirmed"
+    assert "paid_twice" in [r["reason"] for r in payment.review_reasons]
+    (deposit,) = ChainDeposit.objects.filter(payment=payment)
+    assert int(deposit.excess_base_units) == 5 * 10**16  # all of it goes back
+    (back,) = CT.objects.filter(payment=payment, purpose=CT.Purpose.EXCESS_RETURN)
+    assert back.to_address == env.payer.lower() and int(back.value_base_units) == 5 * 10**16
+
+
+def test_a_partly_paid_payment_expires_for_staff_to_return_and_allows_a_new_attempt(
+    deposit_env, buyer, seller
+):
+    env = deposit_env
+    payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
+    env.send(env.payer, payment.deposit_address, 10**16)
+    settle(env)
+    assert reload(payment).status == "partially_paid"
+    PaymentTransaction.objects.filter(pk=payment.id).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    env.poll()
+    payment = reload(payment)
+    assert payment.status == "expired"
+    assert "partial_payment_expired" in [r["reason"] for r in payment.review_reasons]
+    retry = payment_retry(order_id=payment.order_id, actor=Actor.for_user(buyer))
+    assert retry.id != payment.id and retry.status == "pending"
+
+
+def test_money_at_a_cancelled_payments_address_goes_back_to_each_sender(deposit_env, buyer, seller):
+    env = deposit_env
+    payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
+    payment_cancel(payment_id=payment.id, actor=Actor.for_user(buyer))
+    other = env.node.accounts[5]
+    env.send(env.payer, payment.deposit_address, 3 * 10**16)
+    env.send(other, payment.deposit_address, 10**16)
+    settle(env)
+    payment = reload(payment)
+    assert payment.status == "cancelled"
+    assert "paid_after_close" in [r["reason"] for r in payment.review_reasons]
+    returns = {
+        (t.to_address, int(t.value_base_units))
+        for t in CT.objects.filter(payment=payment, purpose=CT.Purpose.EXCESS_RETURN)
+    }
+    assert returns == {(env.payer.lower(), 3 * 10**16), (other.lower(), 10**16)}

@@ -92,10 +92,7 @@ PAYMENT = [
     ("start_processing", "pending", "processing", ()),
     ("start_processing", "unknown", "processing", ()),
     ("start_processing", "partially_paid", "processing", ()),
-    *[
-        ("receive_part", s, "partially_paid", ())
-        for s in ("pending", "processing", "unknown", "expired")
-    ],
+    *[("receive_part", s, "partially_paid", ()) for s in ("pending", "processing", "unknown")],
     ("back_to_pending", "processing", "pending", ()),
     ("back_to_pending", "unknown", "pending", ()),
     ("back_to_pending", "partially_paid", "pending", ()),
@@ -122,6 +119,7 @@ PAYMENT = [
     ("cancel", "unknown", "cancelled", ()),
     ("expire", "pending", "expired", ()),
     ("expire", "processing", "expired", ()),
+    ("expire", "partially_paid", "expired", ()),
     ("refund_partially", "confirmed", "partially_refunded", ()),
     ("refund_partially", "completed", "partially_refunded", ()),
     ("refund_partially", "refunded", "partially_refunded", ()),
