@@ -245,3 +245,18 @@ def test_money_at_a_cancelled_payments_address_goes_back_to_each_sender(deposit_
         for t in CT.objects.filter(payment=payment, purpose=CT.Purpose.EXCESS_RETURN)
     }
     assert returns == {(env.payer.lower(), 3 * 10**16), (other.lower(), 10**16)}
+
+
+def test_a_contract_payment_after_the_address_paid_it_is_flagged_paid_twice(
+    deposit_env, buyer, seller
+):
+    env = deposit_env
+    payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
+    env.send(env.payer, payment.deposit_address, 5 * 10**16)
+    settle(env)
+    assert reload(payment).status == "confirmed"
+    env.send_requests(payment)  # the intent is still valid: the contract takes it
+    settle(env)
+    payment = reload(payment)
+    assert payment.status == "confirmed" and payment.transaction_hash is None
+    assert "paid_twice" in [r["reason"] for r in payment.review_reasons]
