@@ -33,7 +33,7 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from devtools.contracts import build, deploy
+from devtools.contracts import deploy
 from payments.providers.escrow.artifacts import EscrowState, load_artifact
 from tests.devtools.contracts.helpers import compiled_test_contract, gas_cost
 from tests.peers.anvil import AnvilNode
@@ -341,14 +341,6 @@ def v(v2_setup: V2Setup) -> Iterator[V2Setup]:
 
 
 # --- deployment, artifact and the EIP-712 digest ------------------------------------------
-
-
-def test_committed_artifact_matches_a_fresh_compile() -> None:
-    vyper = pytest.importorskip("vyper", reason="the Vyper compiler is not installed")
-    if vyper.__version__.split("+")[0] != build.VYPER_VERSION:
-        pytest.skip(f"vyper {vyper.__version__}, artifacts pinned to {build.VYPER_VERSION}")
-    path = build.artifact_path("EscrowV2")
-    assert path.read_text(encoding="utf-8") == build.render(build.build_artifact("EscrowV2"))
 
 
 def test_deployed_state(v: V2Setup) -> None:
