@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from orders.audit import Actor
@@ -540,6 +541,9 @@ def apply_paid(
         for p in PaymentTransaction.objects.filter(
             chain_id=chain.chain_id, chain_payment_id__in={d.args["payment_id"] for d in paid}
         )
+        # the signed recipient only, not kilobytes of provider data a row
+        .defer("provider_data")
+        .annotate(intent_recipient=KT("provider_data__intent__recipient"))
     }
     events: dict[Any, rpc.DecodedLog] = {}
     moves: list[Move] = []
@@ -555,7 +559,12 @@ def apply_paid(
             d.address == (p.contract_address or "").lower()
             and p.status in (P.PENDING, P.UNKNOWN, P.PARTIALLY_PAID, P.PROCESSING)
             and (final or p.status != P.PROCESSING)  # shallow and moved block: position only
-            and paid_terms_problem(p.token_address, p.amount_base_units, p.provider_data, d.args)
+            and paid_terms_problem(
+                p.token_address,
+                p.amount_base_units,
+                {"intent": {"recipient": p.intent_recipient}},  # type: ignore[attr-defined]
+                d.args,
+            )
             is None
         )
         moves.append(

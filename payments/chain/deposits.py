@@ -268,7 +268,7 @@ def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
     moves: list[Move] = []
     slow: list[UUID] = []
     received: list[PaymentTransaction] = []
-    for p in PaymentTransaction.objects.filter(pk__in=changed):
+    for p in PaymentTransaction.objects.filter(pk__in=changed).defer("provider_data"):
         v = _verdict(chain, p, deposits[p.id])
         if int(p.received_base_units) != v.final:
             p.received_base_units = v.final

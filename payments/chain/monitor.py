@@ -169,7 +169,8 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     recent = {int(h): v for h, v in (cursor.recent_hashes or {}).items()}
     start = int(cursor.block_number)
 
-    mined = list(watched(chain).filter(block_number__isnull=False))
+    # positions only: the reorg check reads block numbers and hashes, not provider data
+    mined = list(watched(chain).filter(block_number__isnull=False).defer("provider_data"))
     awaiting = list(
         watched(chain)
         .filter(transaction_hash__isnull=False, block_number__isnull=True)

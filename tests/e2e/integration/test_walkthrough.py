@@ -13,6 +13,7 @@ left is killed, also when the test fails.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -364,3 +365,32 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
         make_run,
     )
     assert status["total_paid"] == "0.020000000000000000"
+
+
+def test_walkthrough_token_payment(make_run: RunningSystem) -> None:
+    """Section 3: the test token through the contract (approve, then pay), sent by the
+    development command from the buyer's wallet; nothing claimed."""
+    demo = make_run.demo
+    order = make_run.api(
+        "POST",
+        "/api/orders",
+        demo["BUYER"],
+        {
+            "seller_id": int(demo["SELLER_ID"]),
+            "amount": "12.50",
+            "currency": "USDC",
+            "description": "Poster",
+            "payment_method": "crypto",
+        },
+    )
+    requests_ = order["transaction"]["payment_instructions"]["transaction_requests"]
+    assert [r["description"].split()[0] for r in requests_] == ["approve", "pay"]
+    out = make_run.manage("chain_pay", order["transaction"]["id"], "--from", demo["BUYER_WALLET"])
+    assert len(json.loads(out)["transaction_hashes"]) == 2
+    status = wait_for(
+        lambda: (s := payment_status(make_run, order["id"]))["order_status"] == "paid" and s,
+        "the token payment to be paid (beat's chain poll)",
+        45,
+        make_run,
+    )
+    assert status["payment_status"] == "confirmed" and status["total_paid"] == "12.500000"
