@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
@@ -43,6 +44,39 @@ def gas_cost(receipt: TxReceipt) -> int:
 
 def new_escrow_id() -> bytes:
     return deploy.escrow_id_for(uuid.uuid4())
+
+
+# --- EIP-712 intents (Payments, EscrowV2) ---------------------------------------------------
+EIP712_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+#: the order of the secp256k1 group: a signature's s above half of it is the malleable twin
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def eip712_message(
+    domain: tuple[str, str, int, str],
+    primary: str,
+    fields: list[dict[str, str]],
+    values: tuple[Any, ...],
+) -> dict[str, Any]:
+    """The full EIP-712 message of one intent, as the application builds it: ``domain`` is
+    (name, version, chain id, verifying contract); ``values`` in the order of ``fields``."""
+    name, version, chain_id, contract = domain
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, primary: fields},
+        "primaryType": primary,
+        "domain": {
+            "name": name,
+            "version": version,
+            "chainId": chain_id,
+            "verifyingContract": contract,
+        },
+        "message": dict(zip((f["name"] for f in fields), values, strict=True)),
+    }
 
 
 @dataclass

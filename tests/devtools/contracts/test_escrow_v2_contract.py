@@ -35,7 +35,12 @@ from web3.types import TxReceipt
 
 from devtools.contracts import deploy
 from payments.providers.escrow.artifacts import EscrowState, load_artifact
-from tests.devtools.contracts.helpers import compiled_test_contract, gas_cost
+from tests.devtools.contracts.helpers import (
+    SECP256K1_N,
+    compiled_test_contract,
+    eip712_message,
+    gas_cost,
+)
 from tests.peers.anvil import AnvilNode
 
 pytestmark = pytest.mark.integration
@@ -49,7 +54,6 @@ DAY = 24 * HOUR
 ROTATION_DELAY = DAY
 DISPUTE_WINDOW = 3 * DAY
 AUTHORIZATION = 7 * DAY  # how long the default intent lets the operator release
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 ROLE_OWNER, ROLE_OPERATOR, ROLE_ARBITER, ROLE_BACKUP_ARBITER = 0, 1, 2, 3
 MODE_ACCEPT, MODE_REJECT, MODE_BURN = 0, 1, 2  # RejectingReceiver
@@ -58,12 +62,6 @@ ESCROW_INTENT_TYPE = (
     "EscrowIntent(bytes32 escrowId,address payer,address seller,address token,uint256 amount,"
     "uint256 authorizationExpiry,uint256 deadline)"
 )
-DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 INTENT_FIELDS = [
     {"name": "escrowId", "type": "bytes32"},
     {"name": "payer", "type": "address"},
@@ -111,25 +109,12 @@ class Intent:
 
     def typed_data(self, chain_id: int, verifying_contract: str) -> dict[str, Any]:
         """The full EIP-712 message, as the application builds it."""
-        return {
-            "types": {"EIP712Domain": DOMAIN_FIELDS, "EscrowIntent": INTENT_FIELDS},
-            "primaryType": "EscrowIntent",
-            "domain": {
-                "name": "OrderpayEscrow",
-                "version": "2",
-                "chainId": chain_id,
-                "verifyingContract": verifying_contract,
-            },
-            "message": {
-                "escrowId": self.escrow_id,
-                "payer": self.payer,
-                "seller": self.seller,
-                "token": self.token,
-                "amount": self.amount,
-                "authorizationExpiry": self.authorization_expiry,
-                "deadline": self.deadline,
-            },
-        }
+        return eip712_message(
+            ("OrderpayEscrow", "2", chain_id, verifying_contract),
+            "EscrowIntent",
+            INTENT_FIELDS,
+            self.digest_args(),
+        )
 
 
 @dataclass

@@ -27,7 +27,12 @@ from web3.types import TxReceipt
 from devtools.contracts import deploy
 from devtools.contracts.build import CONTRACTS_DIR
 from payments.providers.escrow.artifacts import payments_artifact
-from tests.devtools.contracts.helpers import compiled_test_contract, gas_cost
+from tests.devtools.contracts.helpers import (
+    SECP256K1_N,
+    compiled_test_contract,
+    eip712_message,
+    gas_cost,
+)
 from tests.peers.anvil import AnvilNode
 
 pytestmark = pytest.mark.integration
@@ -37,14 +42,7 @@ USDC = 10**6  # TestToken has 6 decimals
 NATIVE = deploy.NATIVE_TOKEN
 ZERO = deploy.NATIVE_TOKEN
 PAYMENTS_SOURCE = CONTRACTS_DIR / "Payments.vy"
-SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
-EIP712_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 PAYMENT_INTENT_FIELDS = [
     {"name": "paymentId", "type": "bytes32"},
     {"name": "token", "type": "address"},
@@ -85,25 +83,12 @@ class Intent:
 
     def typed_data(self, chain_id: int, verifying_contract: str) -> dict[str, Any]:
         """The full EIP-712 message, as the application builds it."""
-        return {
-            "types": {"EIP712Domain": EIP712_DOMAIN_FIELDS, "PaymentIntent": PAYMENT_INTENT_FIELDS},
-            "primaryType": "PaymentIntent",
-            "domain": {
-                "name": "OrderpayPayments",
-                "version": "1",
-                "chainId": chain_id,
-                "verifyingContract": verifying_contract,
-            },
-            "message": {
-                "paymentId": self.payment_id,
-                "token": self.token,
-                "amount": self.amount,
-                "recipient": self.recipient,
-                "feeAmount": self.fee_amount,
-                "feeRecipient": self.fee_recipient,
-                "deadline": self.deadline,
-            },
-        }
+        return eip712_message(
+            ("OrderpayPayments", "1", chain_id, verifying_contract),
+            "PaymentIntent",
+            PAYMENT_INTENT_FIELDS,
+            self.args(),
+        )
 
 
 @dataclass
