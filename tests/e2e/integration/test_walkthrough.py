@@ -98,6 +98,21 @@ class RunningSystem:
         assert response.status_code < 300, (response.status_code, response.text)
         return response.json()
 
+    def order(self, amount: str, currency: str, description: str, method: str) -> Any:
+        """The buyer's POST /api/orders with its first payment, as each section starts."""
+        return self.api(
+            "POST",
+            "/api/orders",
+            self.demo["BUYER"],
+            {
+                "seller_id": int(self.demo["SELLER_ID"]),
+                "amount": amount,
+                "currency": currency,
+                "description": description,
+                "payment_method": method,
+            },
+        )
+
     def rpc(self, method: str, params: list[Any]) -> Any:
         answer = requests.post(
             self.demo["RPC"],
@@ -247,19 +262,7 @@ def test_make_run_prints_where_everything_is(make_run: RunningSystem) -> None:
 
 
 def test_walkthrough_card_payment(make_run: RunningSystem) -> None:
-    demo = make_run.demo
-    order = make_run.api(
-        "POST",
-        "/api/orders",
-        demo["BUYER"],
-        {
-            "seller_id": int(demo["SELLER_ID"]),
-            "amount": "25.00",
-            "currency": "USD",
-            "description": "Mug",
-            "payment_method": "fiat",
-        },
-    )
+    order = make_run.order("25.00", "USD", "Mug", "fiat")
     transaction = order["transaction"]
     assert order["status"] == "payment_pending" and transaction["status"] == "pending"
     pi_id = transaction["payment_intent_id"]
@@ -280,18 +283,7 @@ def test_walkthrough_card_payment(make_run: RunningSystem) -> None:
 
 def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
     demo = make_run.demo
-    order = make_run.api(
-        "POST",
-        "/api/orders",
-        demo["BUYER"],
-        {
-            "seller_id": int(demo["SELLER_ID"]),
-            "amount": "0.05",
-            "currency": "ETH",
-            "description": "Sticker",
-            "payment_method": "crypto",
-        },
-    )
+    order = make_run.order("0.05", "ETH", "Sticker", "crypto")
     transaction = order["transaction"]
     instructions = transaction["payment_instructions"]
     assert instructions["chain_id"] == 31337 and instructions["token_address"] is None
@@ -324,18 +316,7 @@ def test_walkthrough_eth_payment(make_run: RunningSystem) -> None:
     assert status["transactions"][0]["confirmations"] >= 3
 
     # 3b: plain transfers to the payment's deposit address, in two parts, nothing claimed
-    order = make_run.api(
-        "POST",
-        "/api/orders",
-        demo["BUYER"],
-        {
-            "seller_id": int(demo["SELLER_ID"]),
-            "amount": "0.02",
-            "currency": "ETH",
-            "description": "Badge",
-            "payment_method": "crypto",
-        },
-    )
+    order = make_run.order("0.02", "ETH", "Badge", "crypto")
     deposit = order["transaction"]["payment_instructions"]["deposit_address"]
 
     def send(value: int) -> None:
@@ -371,18 +352,7 @@ def test_walkthrough_token_payment(make_run: RunningSystem) -> None:
     """Section 3: the test token through the contract (approve, then pay), sent by the
     development command from the buyer's wallet; nothing claimed."""
     demo = make_run.demo
-    order = make_run.api(
-        "POST",
-        "/api/orders",
-        demo["BUYER"],
-        {
-            "seller_id": int(demo["SELLER_ID"]),
-            "amount": "12.50",
-            "currency": "USDC",
-            "description": "Poster",
-            "payment_method": "crypto",
-        },
-    )
+    order = make_run.order("12.50", "USDC", "Poster", "crypto")
     requests_ = order["transaction"]["payment_instructions"]["transaction_requests"]
     assert [r["description"].split()[0] for r in requests_] == ["approve", "pay"]
     out = make_run.manage("chain_pay", order["transaction"]["id"], "--from", demo["BUYER_WALLET"])
