@@ -47,10 +47,11 @@ WEBHOOK_PATH = "/api/orders/payment/webhook"
 
 #: anvil account index -> its role in the demo
 WALLET_ROLES = {
-    1: "operator",  # ESCROW_OPERATOR_KEY: deploys Escrow, releases, refunds, arbitrates
+    1: "operator",  # ESCROW_OPERATOR_KEY: deploys the contracts, releases, refunds, signs
     2: "buyer",  # chain_pay's default sender; funded with test USDC
     3: "buyer2",  # a second funded payer
     4: "seller",  # pass as seller_address for escrow payments
+    5: "arbiter",  # ESCROW_ARBITER_KEY: resolves EscrowV2 disputes
     9: "receiving",  # CRYPTO_RECEIVING_ADDRESS: where direct payments go
 }
 FUNDED_ROLES = ("buyer", "buyer2")
@@ -123,6 +124,7 @@ def local_env(environ: Mapping[str, str]) -> dict[str, str]:
         values["REQUIRED_CONFIRMATIONS"] = str(LOCAL_CONFIRMATIONS)
         values["CRYPTO_RECEIVING_ADDRESS"] = w["receiving"].address
         values["ESCROW_OPERATOR_KEY"] = w["operator"].key
+        values["ESCROW_ARBITER_KEY"] = w["arbiter"].key
         values["CHAIN_DEV_DEPLOYMENT_FILE"] = str(var_dir(environ) / "chain-31337.json")
     return {k: v for k, v in values.items() if not environ.get(k) or k in DEFAULT_PORTS}
 

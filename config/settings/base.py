@@ -537,6 +537,11 @@ CHAINS = [
         "required_confirmations": env.int("REQUIRED_CONFIRMATIONS", default=12),
         "tokens": env("ACCEPTED_TOKENS", default=""),
         "escrow_contract": env("ESCROW_CONTRACT_ADDRESS", default=""),
+        "escrow_version": env.int("ESCROW_CONTRACT_VERSION", default=0),
+        "escrow_authorization_seconds": env.int(
+            "ESCROW_AUTHORIZATION_SECONDS", default=30 * 24 * 3600
+        ),
+        "arbiter_key": env("ESCROW_ARBITER_KEY", default=""),
         "payment_contract": env("PAYMENT_CONTRACT_ADDRESS", default=""),
         "legacy_transfers": env.bool("CHAIN_LEGACY_TRANSFERS", default=False),
         "deposit_factory": env("DEPOSIT_FACTORY_ADDRESS", default=""),

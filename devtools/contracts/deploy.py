@@ -165,3 +165,26 @@ def deploy_deposit_factory(
     )
     contract = w3.eth.contract(address=factory, abi=load_artifact("DepositFactory").abi_list())
     return factory, Web3.to_checksum_address(contract.functions.implementation().call())
+
+
+def deploy_escrow_v2(
+    w3: Web3,
+    deployer: Sender,
+    *,
+    owner: ChecksumAddress | str,
+    operator: ChecksumAddress | str,
+    arbiter: ChecksumAddress | str,
+    backup_arbiter: ChecksumAddress | str,
+    rotation_delay: int = 24 * 3600,
+    dispute_window: int = 7 * 24 * 3600,
+) -> ChecksumAddress:
+    """Deploy EscrowV2 (owner, operator, arbiter and backup arbiter all different; the owner
+    may rotate the others after ``rotation_delay``); returns its address."""
+    return deploy_contract(
+        w3,
+        deployer,
+        load_artifact("EscrowV2"),
+        *(Web3.to_checksum_address(a) for a in (owner, operator, arbiter, backup_arbiter)),
+        rotation_delay,
+        dispute_window,
+    )

@@ -74,7 +74,7 @@ CHAIN_FIELDS = ("payer_address", "chain_id", "token", "transaction_hash")
 METHOD_FIELDS = {
     PaymentMethod.FIAT: (),
     PaymentMethod.CRYPTO: CHAIN_FIELDS,
-    PaymentMethod.ESCROW: ("chain_id", "token", "transaction_hash"),
+    PaymentMethod.ESCROW: ("chain_id", "token", "transaction_hash", "payer_address"),
 }
 
 
@@ -97,10 +97,11 @@ class MethodDetailsMixin(serializers.Serializer):
 
     payer_address = PayerAddressField(
         required=False,
-        help_text="crypto (optional): the wallet the buyer pays from (0x and 40 hex digits; "
-        "a mixed-case address must carry its EIP-55 checksum). It decides nothing for a "
+        help_text="The wallet the buyer pays from (0x and 40 hex digits; a mixed-case "
+        "address must carry its EIP-55 checksum). Crypto: optional, it decides nothing for a "
         "payment through the payment contract; required on a chain still taking plain "
-        "transfers (`legacy_transfers`), where only a transaction sent from it pays.",
+        "transfers (`legacy_transfers`), where only a transaction sent from it pays. Escrow "
+        "with EscrowV2: required, the signed deposit intent names it.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -411,6 +411,8 @@ def apply_logs(
     def apply(d: rpc.DecodedLog) -> None:
         p = payments[d.args["escrow_id"]]
         p.refresh_from_db()
+        if p.contract_address and d.address != p.contract_address.lower():
+            return  # the same id on another escrow contract: not this payment's escrow
         final = d.block_number <= final_to
         if d.name == "Deposited":
             _on_deposit(chain, head, p, d, final, found, actor, report)
@@ -771,6 +773,12 @@ def _on_final_event(
             _, locked = lock_payment(p.id)
             if locked.status == P.DISPUTED and locked.refunded_amount >= locked.amount:
                 _close_escrow_dispute(locked, actor, info)  # all went back: the escrow closed
+    elif d.name == "Reclaimed":  # EscrowV2: the buyer took back what it held
+        _record_chain_refund(p, int(d.args["amount"]), decimals, d, actor)
+        with transaction.atomic():
+            _, locked = lock_payment(p.id)
+            if locked.status == P.DISPUTED:
+                _close_escrow_dispute(locked, actor, info)
     elif d.name == "Disputed":
         if p.status in (P.CONFIRMED, P.COMPLETED, P.PARTIALLY_REFUNDED):
             payment_open_dispute(payment_id=p.id, actor=actor, details=info)

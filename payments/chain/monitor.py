@@ -309,6 +309,20 @@ def _backfill_start(
     return min(default, max(0, block - 1))
 
 
+def _escrow_contracts(chain: ChainConfig) -> list[str]:
+    """The escrow contracts whose events matter: the chain's, and the one every escrow still
+    open was made on (a chain moved to EscrowV2 keeps reading its Escrow.vy escrows)."""
+    addresses = {chain.escrow_contract} if chain.escrow_contract else set()
+    addresses |= set(
+        PaymentTransaction.objects.filter(chain_id=chain.chain_id, method=PaymentMethod.ESCROW)
+        .exclude(status__in=(P.COMPLETED, P.REFUNDED, P.FAILED, P.CANCELLED))
+        .exclude(contract_address="")
+        .values_list("contract_address", flat=True)
+        .distinct()
+    )
+    return sorted(a.lower() for a in addresses if a)
+
+
 def _payment_contracts(chain: ChainConfig) -> list[str]:
     """The Payments contracts whose events pay open payments: the chain's, and any other one
     open payments were signed for (the setting changed since)."""
@@ -349,8 +363,9 @@ def _read_logs(
     receivers = _receiving_addresses(chain) if tokens else []
     contracts = _payment_contracts(chain)
     filters: list[dict[str, Any]] = []
-    if chain.escrow_contract:
-        filters.append({"address": chain.escrow_contract, "topics": [rpc.ESCROW_TOPICS]})
+    escrows = _escrow_contracts(chain)
+    if escrows:
+        filters.append({"address": escrows, "topics": [rpc.ESCROW_TOPICS]})
     if contracts:
         filters.append({"address": contracts, "topics": [rpc.PAID_TOPIC]})
     if tokens and deposit_addresses:
@@ -391,7 +406,7 @@ def _read_logs(
         elif decoded.name == "Paid":
             if decoded.address in contracts:
                 paid.append(decoded)
-        elif decoded.address == chain.escrow_contract:
+        elif decoded.address in escrows:
             logs.append(decoded)
     for found in (logs, paid, transfers, to_deposits):
         found.sort(key=lambda d: (d.block_number, d.log_index))

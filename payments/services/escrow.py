@@ -110,11 +110,26 @@ def _operator(chain: ChainConfig) -> str:
     return chain.operator_key
 
 
-def _prepare(chain: ChainConfig, payment: PaymentTransaction, data: str) -> Prepared:
-    """An operator call to the escrow contract, its RPC part done (call before any lock)."""
+def _arbiter(chain: ChainConfig, payment: PaymentTransaction) -> str:
+    """Who resolves: EscrowV2's own arbiter key; Escrow.vy's arbiter is the operator."""
+    if int(payment.provider_data.get("escrow_version") or 1) < 2:
+        return _operator(chain)
+    if not chain.arbiter_key:
+        raise Conflict("No escrow arbiter key is configured.", code="arbiter_key_missing")
+    return chain.arbiter_key
+
+
+def _prepare(
+    chain: ChainConfig, payment: PaymentTransaction, data: str, key: str | None = None
+) -> Prepared:
+    """An operator (or arbiter) call to the payment's escrow contract, its RPC part done
+    (call before any lock)."""
     try:
         return chain_prepare(
-            chain=chain, private_key=_operator(chain), to=payment.contract_address, data=data
+            chain=chain,
+            private_key=key or _operator(chain),
+            to=payment.contract_address,
+            data=data,
         )
     except ProviderError as exc:
         raise Conflict(str(exc), code=exc.code) from exc
@@ -218,7 +233,7 @@ def escrow_resolve(
     # the network part first, before the order's row lock: the contract's state, gas, fees
     escrow_id = str(seen.escrow_id)
     calls: list[tuple[str, str]] = []
-    if escrow_state(chain, escrow_id) == 2:  # DISPUTED on chain
+    if escrow_state(chain, seen.contract_address, escrow_id) == 2:  # DISPUTED on chain
         calls.append(
             (CT.Purpose.RESOLVE, rpc.escrow_call_data("resolve", escrow_id, b_units, s_units))
         )
@@ -229,7 +244,15 @@ def escrow_resolve(
             calls.append((CT.Purpose.RELEASE, rpc.escrow_call_data("release", escrow_id)))
     # two calls on one escrow: the second's gas is estimated against the state before the
     # first (a refund of part leaves the release valid)
-    prepared = [(purpose, _prepare(chain, seen, data)) for purpose, data in calls]
+    prepared = [
+        (
+            purpose,
+            _prepare(
+                chain, seen, data, _arbiter(chain, seen) if purpose == CT.Purpose.RESOLVE else None
+            ),
+        )
+        for purpose, data in calls
+    ]
     with transaction.atomic():
         order = order_lock(order_id)
         payment = _escrow_payment(order, (P.DISPUTED,))
@@ -262,11 +285,12 @@ def _check_split(payment: PaymentTransaction, buyer: Decimal, seller: Decimal) -
         )
 
 
-def escrow_state(chain: ChainConfig, escrow_id: str) -> int:
-    """The contract's state for ``escrow_id`` (0 none, 1 funded, 2 disputed, 3 closed)."""
+def escrow_state(chain: ChainConfig, contract: str, escrow_id: str) -> int:
+    """The state of ``escrow_id`` on the escrow ``contract`` it was made on (0 none, 1 funded,
+    2 disputed, 3 closed; the eighth word of ``get_escrow`` in both versions)."""
     data = rpc.escrow_call_data("get_escrow", escrow_id)
     try:
-        out = rpc.client_for(chain.rpc_url).eth_call(chain.escrow_contract, data)
+        out = rpc.client_for(chain.rpc_url).eth_call(contract or chain.escrow_contract, data)
     except (rpc.RpcError, rpc.RpcUnavailable) as exc:
         raise ProviderUnavailable(str(exc)) from exc
     return rpc.to_int("0x" + out[2:][7 * 64 : 8 * 64])

@@ -25,7 +25,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import function_signature_to_4byte_selector, keccak
 from web3 import HTTPProvider, Web3
 
-from payments.providers.escrow.artifacts import escrow_abi, payments_abi
+from payments.providers.escrow.artifacts import escrow_abi, load_artifact, payments_abi
 
 #: JSON-RPC calls per HTTP request when batching
 BATCH_SIZE = 1000
@@ -252,8 +252,15 @@ class PaymentIntent:
         }
 
 
-def intent_typed_data(intent: PaymentIntent, chain_id: int, contract: str) -> dict[str, Any]:
-    """The EIP-712 message of ``intent`` for the Payments contract at ``contract``."""
+def _typed_data(
+    domain: tuple[str, str],
+    chain_id: int,
+    contract: str,
+    primary: str,
+    fields: tuple[tuple[str, str], ...],
+    values: list[Any],
+) -> dict[str, Any]:
+    name, version = domain
     return {
         "types": {
             "EIP712Domain": [
@@ -262,24 +269,109 @@ def intent_typed_data(intent: PaymentIntent, chain_id: int, contract: str) -> di
                 {"name": "chainId", "type": "uint256"},
                 {"name": "verifyingContract", "type": "address"},
             ],
-            "PaymentIntent": [{"name": n, "type": t} for n, t in INTENT_FIELDS],
+            primary: [{"name": n, "type": t} for n, t in fields],
         },
-        "primaryType": "PaymentIntent",
+        "primaryType": primary,
         "domain": {
-            "name": INTENT_DOMAIN_NAME,
-            "version": INTENT_DOMAIN_VERSION,
+            "name": name,
+            "version": version,
             "chainId": chain_id,
             "verifyingContract": Web3.to_checksum_address(contract),
         },
-        "message": dict(zip((n for n, _ in INTENT_FIELDS), intent.values(), strict=True)),
+        "message": dict(zip((n for n, _ in fields), values, strict=True)),
     }
+
+
+def intent_typed_data(intent: PaymentIntent, chain_id: int, contract: str) -> dict[str, Any]:
+    """The EIP-712 message of ``intent`` for the Payments contract at ``contract``."""
+    return _typed_data(
+        (INTENT_DOMAIN_NAME, INTENT_DOMAIN_VERSION),
+        chain_id,
+        contract,
+        "PaymentIntent",
+        INTENT_FIELDS,
+        intent.values(),
+    )
+
+
+def _sign_typed(private_key: str, typed: dict[str, Any]) -> str:
+    signed = Account.sign_message(encode_typed_data(full_message=typed), private_key)
+    return "0x" + bytes(signed.signature).hex()
 
 
 def sign_intent(private_key: str, intent: PaymentIntent, chain_id: int, contract: str) -> str:
     """The operator's signature of ``intent`` (r, s, v: 65 bytes, 0x hex), made locally."""
-    message = encode_typed_data(full_message=intent_typed_data(intent, chain_id, contract))
-    signed = Account.sign_message(message, private_key)
-    return "0x" + bytes(signed.signature).hex()
+    return _sign_typed(private_key, intent_typed_data(intent, chain_id, contract))
+
+
+ESCROW_INTENT_FIELDS = (
+    ("escrowId", "bytes32"),
+    ("payer", "address"),
+    ("seller", "address"),
+    ("token", "address"),
+    ("amount", "uint256"),
+    ("authorizationExpiry", "uint256"),
+    ("deadline", "uint256"),
+)
+
+
+@dataclass(frozen=True)
+class EscrowIntent:
+    """What the operator signs for an EscrowV2 deposit: only ``payer`` may fund ``escrow_id``,
+    for this seller, token and exact amount, before ``deadline``; the operator may release
+    until ``authorization_expiry``, after which the buyer may reclaim."""
+
+    escrow_id: str
+    payer: str
+    seller: str
+    token: str
+    amount: int
+    authorization_expiry: int
+    deadline: int
+
+    def values(self) -> list[Any]:
+        return [
+            bytes.fromhex(self.escrow_id.removeprefix("0x")),
+            Web3.to_checksum_address(self.payer),
+            Web3.to_checksum_address(self.seller),
+            Web3.to_checksum_address(self.token),
+            self.amount,
+            self.authorization_expiry,
+            self.deadline,
+        ]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "escrow_id": self.escrow_id,
+            "payer": self.payer,
+            "seller": self.seller,
+            "token": self.token,
+            "amount": str(self.amount),
+            "authorization_expiry": str(self.authorization_expiry),
+            "deadline": str(self.deadline),
+        }
+
+
+def sign_escrow_intent(private_key: str, intent: EscrowIntent, chain_id: int, contract: str) -> str:
+    typed = _typed_data(
+        ("OrderpayEscrow", "2"),
+        chain_id,
+        contract,
+        "EscrowIntent",
+        ESCROW_INTENT_FIELDS,
+        intent.values(),
+    )
+    return _sign_typed(private_key, typed)
+
+
+def escrow_v2_deposit_data(intent: EscrowIntent, signature: str) -> str:
+    """``EscrowV2.deposit(...)`` with the signed intent (the payer is the caller)."""
+    values = intent.values()
+    return _call_data(
+        "deposit(bytes32,address,address,uint256,uint256,uint256,bytes)",
+        ["bytes32", "address", "address", "uint256", "uint256", "uint256", "bytes"],
+        [values[0], *values[2:], bytes.fromhex(signature.removeprefix("0x"))],
+    )
 
 
 PAY_SIGNATURE = "pay(bytes32,address,uint256,address,uint256,address,uint256,bytes)"
@@ -360,9 +452,10 @@ TRANSFER_TOPIC = _event_topic("Transfer(address,address,uint256)")
 
 
 def _contract_events() -> dict[str, tuple[str, list[dict[str, Any]]]]:
-    """The Escrow and Payments contracts' events by topic (their names differ)."""
+    """The Escrow, EscrowV2 and Payments contracts' events by topic (the escrows' share names;
+    where their signatures differ their topics do)."""
     events = {}
-    for item in (*escrow_abi(), *payments_abi()):
+    for item in (*escrow_abi(), *load_artifact("EscrowV2").abi_list(), *payments_abi()):
         if item["type"] != "event":
             continue
         signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"

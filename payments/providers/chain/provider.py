@@ -661,6 +661,16 @@ class EscrowProvider(_ChainBase):
     name = "escrow"
     method = "escrow"
 
+    def check_request(self, currency: str, details: dict[str, Any]) -> None:
+        chain = get_chain(details.get("chain_id"))
+        chain.asset_for_currency(currency)
+        if chain.escrow_version >= 2 and not details.get("payer_address"):
+            raise ValidationFailed(
+                "An escrow names the wallet it is paid from.",
+                code="payer_address_required",
+                details={"field": "payer_address"},
+            )
+
     def _instructions(
         self,
         payment: PaymentData,
@@ -682,7 +692,70 @@ class EscrowProvider(_ChainBase):
         contract = chain.escrow_contract
         fields.update(escrow_id=escrow_id, contract_address=contract, pay_to_address=contract)
         instructions.update(escrow_id=escrow_id, contract_address=contract, seller_address=seller)
-        deposit = rpc.escrow_deposit_data(escrow_id, seller, asset.address, units)
+        data: dict[str, Any] = {"seller_address": seller, "escrow_version": chain.escrow_version}
+        if chain.escrow_version >= 2:
+            deposit = self._signed_deposit(payment, chain, asset, units, request, seller)
+            instructions.update(
+                escrow_version=2, payer_address=deposit["payer"], intent=deposit["intent"]
+            )
+            data.update(payer_address=deposit["payer"], intent=deposit["intent"])
+            call = deposit["call"]
+        else:
+            call = rpc.escrow_deposit_data(escrow_id, seller, asset.address, units)
+        self._deposit_requests(payment, asset, units, contract, call, instructions)
+        return data
+
+    def _signed_deposit(
+        self,
+        payment: PaymentData,
+        chain: ChainConfig,
+        asset: Asset,
+        units: int,
+        request: dict[str, Any],
+        seller: str,
+    ) -> dict[str, Any]:
+        """EscrowV2: an intent the operator signs naming the payer (only that wallet can fund
+        the id: no squatting), the seller, the token, the exact amount, the authorization
+        expiry (after which the buyer may reclaim) and the deadline to deposit."""
+        payer = str(request.get("payer_address") or "")
+        problem = rpc.address_problem(payer) if payer else "An escrow names its payer's wallet."
+        if problem:
+            raise ProviderError(
+                problem, code="invalid_payer_address" if payer else "payer_address_required"
+            )
+        if not chain.operator_key:
+            raise ProviderError(
+                "No escrow operator key is configured.", code="operator_key_missing"
+            )
+        now = timezone.now()
+        expires = payment.expires_at or now + INTENT_DEFAULT_LIFETIME
+        intent = rpc.EscrowIntent(
+            escrow_id="0x" + rpc.escrow_id_for(payment.payment_id).hex(),
+            payer=payer.lower(),
+            seller=seller,
+            token=asset.address or rpc.ZERO_ADDRESS,
+            amount=units,
+            authorization_expiry=int(now.timestamp()) + chain.escrow_authorization_seconds,
+            deadline=int(expires.timestamp()),
+        )
+        signature = rpc.sign_escrow_intent(
+            chain.operator_key, intent, chain.chain_id, chain.escrow_contract
+        )
+        return {
+            "payer": payer.lower(),
+            "intent": {**intent.as_dict(), "signature": signature},
+            "call": rpc.escrow_v2_deposit_data(intent, signature),
+        }
+
+    def _deposit_requests(
+        self,
+        payment: PaymentData,
+        asset: Asset,
+        units: int,
+        contract: str,
+        deposit: str,
+        instructions: dict[str, Any],
+    ) -> None:
         if asset.is_native:
             requests_ = [tx_request(contract, units, deposit, "deposit into escrow")]
         else:
@@ -695,8 +768,11 @@ class EscrowProvider(_ChainBase):
                 ),
                 tx_request(contract, 0, deposit, "deposit into escrow"),
             ]
+        payer = instructions.get("payer_address")
+        if payer:
+            for r in requests_:
+                r["from"] = payer
         instructions["transaction_requests"] = requests_
-        return {"seller_address": seller}
 
     def _check(
         self,
@@ -744,6 +820,9 @@ def escrow_terms_problem(
     seller = str(payment.details.get("seller_address") or "").lower()
     if seller and args["seller"] != seller:
         return "escrow_terms_mismatch", "The escrow names another seller."
+    payer = str(payment.details.get("payer_address") or "").lower()
+    if payer and args["buyer"] != payer:
+        return "escrow_terms_mismatch", "The escrow was funded from another wallet."
     expected = int(payment.amount_base_units or 0)
     if abs(int(args["amount"]) - expected) > chain.tolerance_base_units:
         return "escrow_amount_mismatch", "The escrow holds another amount."

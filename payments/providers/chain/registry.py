@@ -41,6 +41,13 @@ class ChainConfig:
     native_symbol: str = "ETH"
     assets: tuple[Asset, ...] = ()
     escrow_contract: str = ""
+    #: 1: Escrow.vy; 2: EscrowV2.vy (deposits with an operator-signed intent naming the payer,
+    #: the buyer's reclaim after the authorization expiry, a separate arbiter). New escrows use
+    #: this contract; open ones stay on the contract (and version) they were made with.
+    escrow_version: int = 1
+    #: how long after its deposit an EscrowV2 escrow may still be released by the operator;
+    #: after it the buyer may reclaim what it holds
+    escrow_authorization_seconds: int = 30 * 24 * 3600
     #: the Payments contract new crypto payments are paid through (signed intents)
     payment_contract: str = ""
     #: the DepositFactory whose CREATE2 forwarders give each crypto payment its own address
@@ -61,6 +68,8 @@ class ChainConfig:
     #: a claimed hash the node never saw fails after this many seconds
     claim_timeout_seconds: int = 3600
     operator_key: str = field(default="", repr=False, compare=False)
+    #: EscrowV2's arbiter (resolves disputes); Escrow.vy's arbiter is the operator
+    arbiter_key: str = field(default="", repr=False, compare=False)
     payout_key: str = field(default="", repr=False, compare=False)
 
     def asset_for_currency(self, currency: str) -> Asset:
@@ -130,6 +139,7 @@ def _build(raw: dict[str, Any]) -> ChainConfig:
     # keys: inline for the default chain (read from env by settings), else named env variables
     operator_key = raw.get("operator_key") or os.environ.get(raw.get("operator_key_env", ""), "")
     payout_key = raw.get("payout_key") or os.environ.get(raw.get("payout_key_env", ""), "")
+    arbiter_key = raw.get("arbiter_key") or os.environ.get(raw.get("arbiter_key_env", ""), "")
     return ChainConfig(
         chain_id=chain_id,
         rpc_url=str(raw.get("rpc_url", "")),
@@ -137,6 +147,11 @@ def _build(raw: dict[str, Any]) -> ChainConfig:
         native_symbol=native_symbol,
         assets=tuple(assets),
         escrow_contract=str(raw.get("escrow_contract") or dev.get("escrow_contract", "")).lower(),
+        escrow_version=int(
+            raw.get("escrow_version")
+            or (dev.get("escrow_version", 1) if not raw.get("escrow_contract") else 1)
+        ),
+        escrow_authorization_seconds=int(raw.get("escrow_authorization_seconds") or 30 * 24 * 3600),
         payment_contract=str(
             raw.get("payment_contract") or dev.get("payment_contract", "")
         ).lower(),
@@ -153,6 +168,7 @@ def _build(raw: dict[str, Any]) -> ChainConfig:
         claim_timeout_seconds=int(raw.get("claim_timeout_seconds", 3600)),
         operator_key=str(operator_key or ""),
         payout_key=str(payout_key or ""),
+        arbiter_key=str(arbiter_key or ""),
     )
 
 

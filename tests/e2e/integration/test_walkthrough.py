@@ -364,3 +364,32 @@ def test_walkthrough_token_payment(make_run: RunningSystem) -> None:
         make_run,
     )
     assert status["payment_status"] == "confirmed" and status["total_paid"] == "12.500000"
+
+
+def test_walkthrough_escrow_payment(make_run: RunningSystem) -> None:
+    """Section 4: an escrow on EscrowV2, its deposit naming the buyer's wallet, sent by the
+    development command; the monitor reads the Deposited event, nothing is claimed."""
+    demo = make_run.demo
+    order = make_run.api(
+        "POST",
+        "/api/orders",
+        demo["BUYER"],
+        {"seller_id": int(demo["SELLER_ID"]), "amount": "40.00", "currency": "USDC"},
+    )
+    payment = make_run.api(
+        "POST",
+        f"/api/orders/{order['id']}/payment-transactions",
+        demo["BUYER"],
+        {"payment_method": "escrow", "payer_address": demo["BUYER_WALLET"]},
+    )
+    instructions = payment["payment_instructions"]
+    assert instructions["escrow_version"] == 2
+    assert instructions["intent"]["payer"] == demo["BUYER_WALLET"].lower()
+    make_run.manage("chain_pay", payment["id"])
+    status = wait_for(
+        lambda: (s := payment_status(make_run, order["id"]))["order_status"] == "paid" and s,
+        "the escrow deposit to be held (beat's chain poll)",
+        45,
+        make_run,
+    )
+    assert status["payment_status"] == "confirmed" and status["total_paid"] == "40.000000"

@@ -232,7 +232,7 @@ def test_the_schema_states_the_rules_and_links_the_ids():
     [
         {"payment_method": "fiat", "token": "USDC"},
         {"payment_method": "fiat", "payer_address": "0x" + "ab" * 20},
-        {"payment_method": "escrow", "payer_address": "0x" + "ab" * 20},
+        {"payment_method": "fiat", "chain_id": 31337},
     ],
 )
 def test_a_field_of_another_payment_method_is_refused(buyer_api, order, body):

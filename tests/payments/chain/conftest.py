@@ -21,6 +21,7 @@ from orders.audit import Actor  # noqa: E402
 from payments.chain.monitor import PassReport, chain_poll  # noqa: E402
 from payments.models import PaymentTransaction  # noqa: E402
 from payments.providers.chain.registry import get_chain  # noqa: E402
+from payments.providers.escrow.artifacts import load_artifact  # noqa: E402
 from payments.providers.registry import get_provider  # noqa: E402
 from payments.services.payments import (  # noqa: E402
     payment_claim_transaction,
@@ -37,6 +38,7 @@ CONFIRMATIONS = 3
 class ChainEnv:
     node: AnvilNode
     escrow: str
+    escrow_v2: str
     token: str
     payments: str  # the Payments contract (signer: the operator)
     deposit_factory: str  # sweeps to ``receiving``; operator: the operator
@@ -120,6 +122,15 @@ def chain_contracts(anvil: AnvilNode) -> dict[str, str]:  # noqa: F811
         "escrow": deploy.deploy_escrow(w3, anvil.accounts[0], operator, operator),
         "payments": deploy.deploy_payments(w3, anvil.accounts[0], operator, operator),
         "token": deploy.deploy_test_token(w3, anvil.accounts[0]),
+        # owner 0, operator 1 (the operator key), arbiter 5 (the arbiter key), backup 6
+        "escrow_v2": deploy.deploy_escrow_v2(
+            w3,
+            anvil.accounts[0],
+            owner=anvil.accounts[0],
+            operator=operator,
+            arbiter=anvil.accounts[5],
+            backup_arbiter=anvil.accounts[6],
+        ),
         **dict(
             zip(
                 ("deposit_factory", "deposit_implementation"),
@@ -139,6 +150,7 @@ def chain_env(anvil: AnvilNode, chain_contracts, settings, db) -> Iterator[Chain
     env = ChainEnv(
         node=anvil,
         escrow=chain_contracts["escrow"],
+        escrow_v2=chain_contracts["escrow_v2"],
         token=chain_contracts["token"],
         payments=chain_contracts["payments"],
         deposit_factory=chain_contracts["deposit_factory"],
@@ -186,6 +198,31 @@ def bound_env(chain_env, settings) -> ChainEnv:  # type: ignore[no-untyped-def]
     chain (a signed intent; credited only by the contract's event naming them)."""
     settings.CHAINS = [
         {**settings.CHAINS[0], "payment_contract": chain_env.payments, "legacy_transfers": False}
+    ]
+    get_provider.cache_clear()
+    return chain_env
+
+
+@pytest.fixture
+def escrow_v2_env(chain_env, settings) -> ChainEnv:  # type: ignore[no-untyped-def]
+    """``chain_env`` with new escrows on EscrowV2 (the test token allow-listed; the arbiter is
+    anvil account 5, whose key the platform holds)."""
+    v2 = chain_env.w3.eth.contract(
+        address=chain_env.w3.to_checksum_address(chain_env.escrow_v2),
+        abi=load_artifact("EscrowV2").abi_list(),
+    )
+    deploy.transact(
+        chain_env.w3,
+        chain_env.node.accounts[0],
+        v2.functions.set_token_allowed(chain_env.token, True),
+    )
+    settings.CHAINS = [
+        {
+            **settings.CHAINS[0],
+            "escrow_contract": chain_env.escrow_v2,
+            "escrow_version": 2,
+            "arbiter_key": "0x" + bytes(chain_env.node.local_account(5).key).hex(),
+        }
     ]
     get_provider.cache_clear()
     return chain_env
