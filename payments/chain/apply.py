@@ -402,6 +402,8 @@ def apply_logs(
     if not logs:
         return
     actor = monitor_actor(chain)
+    deferred = [d for d in logs if d.name == "PayoutDeferred"]
+    logs = [d for d in logs if d.name != "PayoutDeferred"]
     ids = {d.args["escrow_id"] for d in logs}
     payments = {
         p.escrow_id: p
@@ -425,6 +427,33 @@ def apply_logs(
         [d for d in logs if d.args["escrow_id"] in payments],
         apply,
         lambda d: [payments[d.args["escrow_id"]].id],
+    )
+    # a payout the contract could not push is owed to its recipient until they withdraw it:
+    # staff are told, with the call that collects it (the escrow event of the same
+    # transaction names the payment)
+    by_tx = {d.transaction_hash: payments.get(d.args["escrow_id"]) for d in logs}
+
+    def owed(d: rpc.DecodedLog) -> None:
+        p = by_tx.get(d.transaction_hash)
+        if p is None or d.block_number > final_to:
+            return
+        with transaction.atomic():
+            _, locked = lock_payment(p.id)
+            payment_flag(
+                locked,
+                "payout_deferred",
+                actor=actor,
+                details={
+                    "recipient": d.args["recipient"],
+                    "token": d.args["token"],
+                    "amount_base_units": str(d.args["amount"]),
+                    "transaction_hash": d.transaction_hash,
+                    "withdraw": rpc.escrow_withdraw_data(d.args["token"]),
+                },
+            )
+
+    in_chunks(
+        chain, deferred, owed, lambda d: [p.id] if (p := by_tx.get(d.transaction_hash)) else []
     )
 
 
@@ -774,6 +803,20 @@ def _on_final_event(
             if locked.status == P.DISPUTED and locked.refunded_amount >= locked.amount:
                 _close_escrow_dispute(locked, actor, info)  # all went back: the escrow closed
     elif d.name == "Reclaimed":  # EscrowV2: the buyer took back what it held
+        # refunds still on their way cannot be paid any more (the escrow is closed): they
+        # fail first, so what they reserved is free for the reclaim's record
+        for pending in Refund.objects.filter(
+            payment_id=p.id, status__in=(RefundStatus.PENDING, RefundStatus.UNKNOWN)
+        ):
+            refund_apply_result(
+                refund_id=pending.id,
+                actor=actor,
+                result=ProviderResult(
+                    Outcome.FAILED,
+                    error_code="escrow_reclaimed",
+                    error_message="The buyer reclaimed the escrow first.",
+                ),
+            )
         _record_chain_refund(p, int(d.args["amount"]), decimals, d, actor)
         with transaction.atomic():
             _, locked = lock_payment(p.id)

@@ -36,6 +36,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from common.locks import try_lock
@@ -314,8 +315,13 @@ def _escrow_contracts(chain: ChainConfig) -> list[str]:
     open was made on (a chain moved to EscrowV2 keeps reading its Escrow.vy escrows)."""
     addresses = {chain.escrow_contract} if chain.escrow_contract else set()
     addresses |= set(
-        PaymentTransaction.objects.filter(chain_id=chain.chain_id, method=PaymentMethod.ESCROW)
-        .exclude(status__in=(P.COMPLETED, P.REFUNDED, P.FAILED, P.CANCELLED))
+        PaymentTransaction.objects.filter(
+            # open escrows, and any made recently (a late deposit for a closed one is seen)
+            Q(created_at__gte=timezone.now() - LATE_CLAIM_WATCH)
+            | ~Q(status__in=(P.COMPLETED, P.REFUNDED, P.FAILED, P.CANCELLED)),
+            chain_id=chain.chain_id,
+            method=PaymentMethod.ESCROW,
+        )
         .exclude(contract_address="")
         .values_list("contract_address", flat=True)
         .distinct()

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.utils import timezone
 
 from common.errors import Conflict, NotFound, ProviderUnavailable, ValidationFailed
 from common.money import add, parse_amount, sub
@@ -110,6 +111,24 @@ def _operator(chain: ChainConfig) -> str:
     return chain.operator_key
 
 
+def _authorized(payment: PaymentTransaction) -> None:
+    """EscrowV2 lets the operator release, and the parties dispute, only until the intent's
+    authorization expiry; after it the buyer alone may release or reclaim. Say so plainly
+    rather than sending a call the contract refuses."""
+    intent = payment.provider_data.get("intent") or {}
+    expiry = (
+        intent.get("authorization_expiry")
+        if payment.provider_data.get("escrow_version") == 2
+        else None
+    )
+    if expiry is not None and timezone.now().timestamp() > int(expiry):
+        raise Conflict(
+            "The escrow's authorization expired: only the buyer can release or reclaim it now.",
+            code="escrow_authorization_expired",
+            details={"authorization_expiry": int(expiry)},
+        )
+
+
 def _arbiter(chain: ChainConfig, payment: PaymentTransaction) -> str:
     """Who resolves: EscrowV2's own arbiter key; Escrow.vy's arbiter is the operator."""
     if int(payment.provider_data.get("escrow_version") or 1) < 2:
@@ -163,6 +182,7 @@ def escrow_release(*, order_id: UUID, actor: Actor) -> ChainTransaction:
     the commit (no network call under a row lock)."""
     states = (P.CONFIRMED, P.PARTIALLY_REFUNDED)
     seen = _escrow_payment(_order(order_id), states)
+    _authorized(seen)
     _release_in_progress(seen)
     chain = get_chain(seen.chain_id)
     prepared = _prepare(chain, seen, rpc.escrow_call_data("release", str(seen.escrow_id)))
@@ -202,6 +222,7 @@ def escrow_open_dispute(*, order_id: UUID, actor: Actor, reason: str = "") -> di
     if order is None:
         raise NotFound("Order not found.", code="order_not_found")
     payment = _escrow_payment(order, (P.CONFIRMED, P.PARTIALLY_REFUNDED, P.DISPUTED))
+    _authorized(payment)
     payment = payment_open_dispute(
         payment_id=payment.id, actor=actor, details={"reason": reason[:500]}
     )
@@ -222,6 +243,8 @@ def escrow_resolve(
     """The arbiter's split of a disputed escrow. Disputed on chain: the contract's ``resolve``;
     disputed only here: the operator refunds the buyer's part and releases the rest."""
     seen = _escrow_payment(_order(order_id), (P.DISPUTED,))
+    if escrow_state(get_chain(seen.chain_id), seen.contract_address, str(seen.escrow_id)) != 2:
+        _authorized(seen)  # not disputed on chain: the operator's calls settle it
     chain = get_chain(seen.chain_id)
     buyer = parse_amount(buyer_amount, seen.currency, allow_zero=True)
     seller = parse_amount(seller_amount, seen.currency, allow_zero=True)

@@ -116,3 +116,9 @@ class Command(BaseCommand):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(out, indent=2))
         self.stdout.write(json.dumps(out, indent=2))
+        if not dev and chain and any(a.address for a in chain.assets):
+            tokens = ", ".join(str(a.address) for a in chain.assets if a.address)
+            self.stdout.write(
+                f"EscrowV2 takes only allow-listed tokens: its owner ({owner}) must call "
+                f"set_token_allowed(token, true) for each accepted token ({tokens})."
+            )

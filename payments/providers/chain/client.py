@@ -444,6 +444,11 @@ def escrow_call_data(function: str, escrow_id: str, *amounts: int) -> str:
     return _call_data(signature, types, [bytes.fromhex(escrow_id.removeprefix("0x")), *amounts])
 
 
+def escrow_withdraw_data(token: str) -> str:
+    """``EscrowV2.withdraw(token)``: the call a recipient sends to collect what is owed."""
+    return _call_data("withdraw(address)", ["address"], [Web3.to_checksum_address(token)])
+
+
 def _event_topic(signature: str) -> str:
     return "0x" + keccak(text=signature).hex()
 
@@ -465,8 +470,13 @@ def _contract_events() -> dict[str, tuple[str, list[dict[str, Any]]]]:
 
 CONTRACT_EVENTS = _contract_events()
 PAID_TOPIC = next(t for t, (name, _) in CONTRACT_EVENTS.items() if name == "Paid")
+#: EscrowV2's payout that could not be pushed (the recipient refused it): owed until withdrawn
+PAYOUT_DEFERRED_TOPIC = next(
+    t for t, (name, _) in CONTRACT_EVENTS.items() if name == "PayoutDeferred"
+)
 ESCROW_TOPICS = sorted(
-    t for t, (_, inputs) in CONTRACT_EVENTS.items() if inputs and inputs[0]["name"] == "escrow_id"
+    [t for t, (_, inputs) in CONTRACT_EVENTS.items() if inputs and inputs[0]["name"] == "escrow_id"]
+    + [PAYOUT_DEFERRED_TOPIC]
 )
 
 

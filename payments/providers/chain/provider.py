@@ -727,15 +727,16 @@ class EscrowProvider(_ChainBase):
             raise ProviderError(
                 "No escrow operator key is configured.", code="operator_key_missing"
             )
-        now = timezone.now()
-        expires = payment.expires_at or now + INTENT_DEFAULT_LIFETIME
+        expires = payment.expires_at or timezone.now() + INTENT_DEFAULT_LIFETIME
         intent = rpc.EscrowIntent(
             escrow_id="0x" + rpc.escrow_id_for(payment.payment_id).hex(),
             payer=payer.lower(),
             seller=seller,
             token=asset.address or rpc.ZERO_ADDRESS,
             amount=units,
-            authorization_expiry=int(now.timestamp()) + chain.escrow_authorization_seconds,
+            # counted from the last moment the deposit may come, so a late deposit never
+            # lands after (or just before) it
+            authorization_expiry=int(expires.timestamp()) + chain.escrow_authorization_seconds,
             deadline=int(expires.timestamp()),
         )
         signature = rpc.sign_escrow_intent(

@@ -8,11 +8,14 @@ from __future__ import annotations
 import pytest
 from web3.exceptions import ContractLogicError
 
+from common.errors import Conflict
+from devtools.contracts import deploy
 from orders.audit import Actor
 from orders.models import Order
 from payments.models import ChainTransaction, PaymentTransaction, Refund
 from payments.providers.escrow.artifacts import load_artifact
 from payments.services.escrow import escrow_open_dispute, escrow_release, escrow_resolve
+from tests.devtools.contracts.helpers import compiled_test_contract
 from tests.payments.chain.conftest import CONFIRMATIONS, PAYER, chain_order, reload, start_payment
 
 # committed transactions: releases and resolutions are broadcast on commit, as in production
@@ -82,7 +85,7 @@ def test_the_buyer_reclaims_after_the_authorization_expiry(escrow_v2_env, buyer,
     settings.CHAINS = [{**settings.CHAINS[0], "escrow_authorization_seconds": 60}]
     order = chain_order(buyer, seller, "ETH", "1")
     payment = held(env, order)
-    env.node.increase_time(300)
+    env.node.increase_time(20 * 60)  # past the deposit deadline (15 min) and the 60 s after it
     env.node.mine(1)  # the new time holds from the next block
     env.send(
         env.payer,
@@ -134,3 +137,41 @@ def test_an_escrow_made_on_the_first_contract_keeps_working_after_the_move(
     escrow_release(order_id=order.id, actor=Actor.for_user(buyer))
     settle(chain_env)
     assert PaymentTransaction.objects.get(pk=old.id).status == "completed"
+
+
+def test_after_the_authorization_expiry_the_operator_no_longer_releases(
+    escrow_v2_env, buyer, seller, settings
+):
+    env = escrow_v2_env
+    order = chain_order(buyer, seller, "ETH", "1")
+    payment = held(env, order)
+    intent = dict(payment.provider_data["intent"])
+    intent["authorization_expiry"] = "1"  # long past
+    PaymentTransaction.objects.filter(pk=payment.id).update(
+        provider_data={**payment.provider_data, "intent": intent}
+    )
+    with pytest.raises(Conflict) as err:
+        escrow_release(order_id=order.id, actor=Actor.for_user(buyer))
+    assert err.value.code == "escrow_authorization_expired"
+    assert not ChainTransaction.objects.filter(payment=payment, purpose="release")
+
+
+def test_a_seller_refusing_the_coin_is_owed_and_staff_are_told(escrow_v2_env, buyer, seller):
+    env = escrow_v2_env
+    receiver = deploy.deploy_contract(
+        env.w3, env.node.accounts[0], compiled_test_contract("RejectingReceiver")
+    )
+    order = chain_order(buyer, seller, "ETH", "1")
+    payment = start_payment(
+        order, "escrow", details={"seller_address": receiver, "payer_address": PAYER}
+    )
+    env.send_requests(payment)
+    settle(env)
+    escrow_release(order_id=order.id, actor=Actor.for_user(buyer))
+    settle(env)
+    payment = reload(payment)
+    assert payment.status == "completed"  # released: the escrow is closed on chain
+    (flag,) = [r for r in payment.review_reasons if r["reason"] == "payout_deferred"]
+    assert flag["details"]["recipient"] == receiver.lower()
+    assert flag["details"]["amount_base_units"] == str(10**18)
+    assert flag["details"]["withdraw"].startswith("0x51cff8d9")  # withdraw(address)
