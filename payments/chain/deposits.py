@@ -39,12 +39,14 @@ from payments.models import (
 from payments.providers.base import Outcome, ProviderError, ProviderResult
 from payments.providers.chain import client as rpc
 from payments.providers.chain.registry import ChainConfig
-from payments.selectors import payment_status_invalidate_many
+from payments.selectors import (
+    payment_status_invalidate_many,
+    payment_status_invalidate_on_commit,
+)
 from payments.services.bulk import Move
 from payments.services.chain_tx import chain_prepare, chain_record
 from payments.services.core import lock_payment, payment_flag, payment_transition
 from payments.services.payments import payment_apply_result
-from payments.signals import announce, order_payments_changed
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +317,7 @@ class Verdict:
     final: int  # base units of its own asset in final deposits
     seen: int  # ... in final or shallow ones
     latest: ChainDeposit | None  # the newest final one
+    ours: list[ChainDeposit]  # deposits of its own asset, oldest first
     others: list[ChainDeposit]  # deposits of another asset
     transition: str  # "" when it stays where it is
     raw_status: str
@@ -351,24 +354,18 @@ def _verdict(chain: ChainConfig, p: PaymentTransaction, deposits: list[ChainDepo
             flag = "late_partial_payment"  # not enough, after the payment expired: staff
     elif p.status in (P.PROCESSING, P.PARTIALLY_PAID):
         transition, raw = "back_to_pending", "deposit_dropped"
-    if by_contract:
-        kept = 0 if p.status in PAID_STATES else None  # until the contract's event confirms
-    elif transition == "confirm" or p.status in PAID_STATES:
-        kept = amount
-    elif p.status in (P.CANCELLED, P.FAILED):
-        kept = 0
-    else:
-        kept = None  # open: nothing is excess yet
+    keeps = _keeps(p, confirming=transition == "confirm")
     assigned = sum(int(d.excess_base_units) for d in ours)
     return Verdict(
         final=final,
         seen=seen,
         latest=latest,
+        ours=ours,
         others=[d for d in deposits if d.token_address != token],
         transition=transition,
         raw_status=raw,
         late=bool(p.expires_at and timezone.now() > p.expires_at),
-        excess=kept is not None and final - kept - assigned > chain.tolerance_base_units,
+        excess=keeps is not None and final - keeps[0] - assigned > chain.tolerance_base_units,
         flag=flag,
         details={"received_base_units": str(final), "seen_base_units": str(seen)},
     )
@@ -394,10 +391,7 @@ def _settle(chain: ChainConfig, payment_id: UUID, actor: Any) -> None:
     if int(p.received_base_units) != v.final:
         PaymentTransaction.objects.filter(pk=p.pk).update(received_base_units=v.final)
         p.received_base_units = v.final
-        transaction.on_commit(  # payment-status shows what was received
-            partial(announce, order_payments_changed, PaymentTransaction, order_id=p.order_id),
-            robust=True,
-        )
+        payment_status_invalidate_on_commit(p.order_id)  # payment-status shows what arrived
     if v.transition == "confirm" and v.latest is not None:
         flags: list[tuple[str, dict[str, Any]]] = []
         if v.late and p.expires_at:
@@ -421,14 +415,26 @@ def _settle(chain: ChainConfig, payment_id: UUID, actor: Any) -> None:
             payment_flag(p, "reorg", actor=actor, details=v.details)
     if v.flag:
         payment_flag(p, v.flag, actor=actor, details=v.details)
-    token = (p.token_address or "").lower()
-    _assign_excess(chain, p, [d for d in deposits if d.token_address == token], v.final, actor)
+    _assign_excess(chain, p, v.ours, v.final, actor)
 
 
 def _move(p: PaymentTransaction, name: str, raw: str, actor: Any, details: dict[str, Any]) -> None:
-    PaymentTransaction.objects.filter(pk=p.pk).update(provider_status=raw)
-    p.provider_status = raw
+    p.provider_status = raw  # saved with the transition
     payment_transition(p, name, actor=actor, details=details | {"provider_status": raw})
+
+
+def _keeps(p: PaymentTransaction, *, confirming: bool = False) -> tuple[int, str] | None:
+    """What the payment keeps of its final deposits, in base units, and the review reason for
+    the rest; None while it is open (nothing is excess yet). Paid through the contract: none
+    (paid twice); paid by its deposits (or being confirmed by them now): its amount; cancelled
+    or failed: none."""
+    if p.status in PAID_STATES and p.transaction_hash:
+        return 0, "paid_twice"
+    if p.status in PAID_STATES or (confirming and not p.transaction_hash):
+        return int(p.amount_base_units or 0), "overpayment"
+    if p.status in (P.CANCELLED, P.FAILED):
+        return 0, "paid_after_close"
+    return None
 
 
 def _assign_excess(
@@ -439,14 +445,10 @@ def _assign_excess(
     (paid twice) or cancelled or failed. It is assigned to the final deposits newest first,
     each at most its own amount, so every sender gets back only what they sent; sent by
     ``deposit_followups``."""
-    if p.transaction_hash and p.status in PAID_STATES:
-        kept, reason = 0, "paid_twice"
-    elif p.status in PAID_STATES:
-        kept, reason = int(p.amount_base_units or 0), "overpayment"
-    elif p.status in (P.CANCELLED, P.FAILED):
-        kept, reason = 0, "paid_after_close"
-    else:
+    keeps = _keeps(p)
+    if keeps is None:
         return
+    kept, reason = keeps
     owed = final - kept - sum(int(d.excess_base_units) for d in ours)
     if owed <= chain.tolerance_base_units:
         return

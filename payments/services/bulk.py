@@ -41,7 +41,7 @@ from payments.models import (
     Refund,
 )
 from payments.selectors import payment_status_invalidate_many, summarize
-from payments.services.core import RESULT_FIELDS, high_value_threshold, payment_announcement
+from payments.services.core import RESULT_FIELDS, payment_announcement, unexpected_money
 from payments.services.sync import order_stage, order_sync_plan, order_target_status
 
 logger = logging.getLogger(__name__)
@@ -207,13 +207,8 @@ def _plain(
         return False  # late money (expired, failed, cancelled) is flagged there
     if m.transition != "confirm":
         return True
-    if order.status == "cancelled":
-        return False
-    threshold = high_value_threshold(p.currency)
-    if threshold is not None and p.amount >= threshold:
-        return False
-    paid = add(*(s.amount for s in siblings if s.status in PAID_STATES))
-    return add(paid, p.amount) <= order.amount
+    paid = add(*(s.amount for s in siblings if s.status in PAID_STATES), p.amount)
+    return not unexpected_money(p, p.status, order, paid)
 
 
 def _announce(moves: list[list[str]], actor_type: str) -> None:

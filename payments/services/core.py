@@ -234,33 +234,37 @@ def high_value_threshold(currency: str) -> Decimal | None:
     return None if value in (None, "") else parse_amount(value, currency)
 
 
+def unexpected_money(
+    payment: PaymentTransaction, before: str, order: Order, paid_total: Decimal
+) -> list[tuple[str, dict[str, Any]]]:
+    """The review flags money reaching ``payment`` calls for (late, on a cancelled order, of
+    high value, more than the order asks): ``paid_total`` is what the order's payments hold
+    with this one confirmed. No query: the set-based path decides with the same rule."""
+    flags: list[tuple[str, dict[str, Any]]] = []
+    if before in UNSUCCESSFUL_STATES:
+        flags.append(("late_payment", {"previous_status": before}))
+    if order.status == "cancelled":
+        flags.append(("order_cancelled", {}))
+    threshold = high_value_threshold(payment.currency)
+    if threshold is not None and payment.amount >= threshold:
+        flags.append(("high_value", {"amount": str(payment.amount), "threshold": str(threshold)}))
+    if paid_total > order.amount:
+        flags.append(
+            ("overpaid", {"paid_total": str(paid_total), "order_amount": str(order.amount)})
+        )
+    return flags
+
+
 def flag_unexpected_money(payment: PaymentTransaction, before: str, *, actor: Actor) -> None:
     """Money that arrived late, unexpectedly or in large amounts goes to staff review."""
     order = payment.order
-    if before in UNSUCCESSFUL_STATES:
-        payment_flag(payment, "late_payment", actor=actor, details={"previous_status": before})
-    if order.status == "cancelled":
-        payment_flag(payment, "order_cancelled", actor=actor, details={})
     paid = add(
         *PaymentTransaction.objects.filter(order_id=order.id, status__in=PAID_STATES).values_list(
             "amount", flat=True
         )
     )
-    threshold = high_value_threshold(payment.currency)
-    if threshold is not None and payment.amount >= threshold:
-        payment_flag(
-            payment,
-            "high_value",
-            actor=actor,
-            details={"amount": str(payment.amount), "threshold": str(threshold)},
-        )
-    if paid > order.amount:
-        payment_flag(
-            payment,
-            "overpaid",
-            actor=actor,
-            details={"paid_total": str(paid), "order_amount": str(order.amount)},
-        )
+    for reason, details in unexpected_money(payment, before, order, paid):
+        payment_flag(payment, reason, actor=actor, details=details)
 
 
 def payment_flag(

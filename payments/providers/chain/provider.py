@@ -412,7 +412,7 @@ class ChainProvider(_ChainBase):
                 code="chain_not_configured",
             )
         return self._legacy_instructions(
-            payment, asset, units, request, instructions, fields, chain
+            payment, chain, asset, units, request, instructions, fields
         )
 
     def _contract_instructions(
@@ -506,12 +506,12 @@ class ChainProvider(_ChainBase):
     def _legacy_instructions(
         self,
         payment: PaymentData,
+        chain: ChainConfig,
         asset: Asset,
         units: int,
         request: dict[str, Any],
         instructions: dict[str, Any],
         fields: dict[str, Any],
-        chain: ChainConfig,
     ) -> dict[str, Any]:
         """A plain transfer to the receiving address, from the wallet the buyer names (a chain
         still migrating: ``legacy_transfers``)."""
