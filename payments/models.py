@@ -457,6 +457,14 @@ class ChainCursor(models.Model):
     recent_hashes = models.JSONField(
         default=dict, blank=True, help_text="{height: hash} of the last blocks read."
     )
+    scanned_number = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "The last block whose deposits and Paid events were read (above the cursor while "
+            "they are not final): read once, unless its hash changes."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -112,6 +112,8 @@ class PassReport:
     reorg_at: int | None = None
     #: set when the pass had no cursor: the first block it read
     backfill_from: int | None = None
+    #: deposits and Paid events were read in blocks scan_from + 1 .. to_block (each block once)
+    scan_from: int | None = None
     confirmed: int = 0
     moved_back: int = 0
     events: int = 0

@@ -95,6 +95,18 @@ def watched_addresses(chain: ChainConfig) -> dict[str, UUID]:
     return {str(address).lower(): payment_id for address, payment_id in rows}
 
 
+def seen_heights(chain: ChainConfig) -> set[int]:
+    """The blocks of deposits seen and not yet final: the pass re-reads their hashes (a
+    deposit is final, or dropped, by its block's hash, not by reading the block again)."""
+    if not chain.deposit_factory:
+        return set()
+    return set(
+        ChainDeposit.objects.filter(chain_id=chain.chain_id, status=D.SEEN)
+        .values_list("block_number", flat=True)
+        .distinct()
+    )
+
+
 def token_arrivals(transfers: Iterable[rpc.DecodedLog], watched: dict[str, UUID]) -> list[Arrival]:
     return [
         Arrival(
@@ -167,15 +179,16 @@ def native_arrivals(
 
 def apply_deposits(
     chain: ChainConfig,
-    start: int,
+    scan_from: int,
     to: int,
     final_to: int,
     canonical: dict[int, str | None],
     arrivals: list[Arrival],
     report: PassReport,
 ) -> None:
-    """Record the pass's arrivals, drop what a reorg took away, finalise what is deep enough,
-    then settle every payment whose deposits changed (each in its own savepoint)."""
+    """Record the pass's arrivals (read in blocks ``scan_from + 1 .. to``), drop what a reorg
+    took away, finalise what is deep enough, then settle every payment whose deposits changed
+    (each in its own savepoint)."""
     if not chain.deposit_factory:
         return
     by_key = {a.key: a for a in arrivals}
@@ -221,7 +234,7 @@ def apply_deposits(
             key = (d.transaction_hash, d.log_index)
             seen_now = key in by_key
             position = by_key[key] if seen_now else d
-            gone = (start < d.block_number <= to and not seen_now) or canonical.get(
+            gone = (scan_from < d.block_number <= to and not seen_now) or canonical.get(
                 position.block_number
             ) not in (None, position.block_hash)
             if gone:

@@ -186,6 +186,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     window_low = max(0, target - chain.reorg_window + 1)
     heights = set(recent) | set(range(max(window_low, 0), target + 1))
     heights |= {int(p.block_number) for p in mined} | {int(t.block_number) for t in ct_mined}
+    heights |= deposits.seen_heights(chain)  # finalised, or dropped, by their block's hash
     if first_pass:
         heights.add(start)  # its timestamp: is it early enough for the oldest open payment?
     headers = client.block_headers(sorted(heights))
@@ -201,20 +202,23 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         report.reorg_at = changed[0]
         if changed[0] <= start:  # deeper than the confirmations: rewind and re-read
             start = max(0, changed[0] - 1)
+    # deposits and Paid events are read once a block: from above the blocks read before
+    scan_from = min(_scan_from(start, cursor.scanned_number, recent, canonical), target)
     watched_deposits = deposits.watched_addresses(chain)
     step = chain.max_blocks_per_pass
     if watched_deposits:
         step = min(step, deposits.DEPOSIT_SCAN_BLOCKS)
-    to = min(target, start + step)
-    report.from_block, report.to_block = start + 1, to
+    to = min(target, scan_from + step)
+    report.from_block, report.to_block, report.scan_from = start + 1, to, scan_from
 
-    # 3. one eth_getLogs request over the blocks not yet final: the escrow contract's events and
-    #    the accepted tokens' Transfers to our receiving addresses (two filters, one batch)
+    # 3. one eth_getLogs request: the escrow contracts' events and the token Transfers to our
+    #    receiving addresses over the blocks not yet final, the Payments contracts' Paid
+    #    events and the token Transfers to deposit addresses over the blocks not read yet
     logs, paid, transfers, to_deposits = _read_logs(
-        chain, client, start, to, canonical, set(watched_deposits)
+        chain, client, (start, scan_from, to), canonical, set(watched_deposits)
     )
     arrivals = deposits.token_arrivals(to_deposits, watched_deposits)
-    arrivals += deposits.native_arrivals(client, start, to, canonical, watched_deposits)
+    arrivals += deposits.native_arrivals(client, scan_from, to, canonical, watched_deposits)
     if transfers:
         claimed = set(
             PaymentTransaction.objects.filter(
@@ -243,7 +247,7 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     apply_awaiting(chain, head, awaiting, found, report)
     apply_logs(chain, head, final_to, logs, found, report)
     apply_paid(chain, head, final_to, paid, report)
-    deposits.apply_deposits(chain, start, to, final_to, canonical, arrivals, report)
+    deposits.apply_deposits(chain, scan_from, to, final_to, canonical, arrivals, report)
     apply_transfers(chain, head, transfers, times, found, report)
     confirm_at_depth(chain, head, final_to, canonical, report)
     expire(chain, report)
@@ -254,12 +258,29 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
         cursor.block_number = new_cursor
         cursor.block_hash = canonical.get(new_cursor) or cursor.block_hash
         cursor.head_number = head
+        cursor.scanned_number = to
         cursor.recent_hashes = {
             str(h): v for h, v in canonical.items() if v and window_low <= h <= target
         }
         cursor.save()
         report.cursor = new_cursor
     report.apply_seconds = time.perf_counter() - applying
+
+
+def _scan_from(
+    start: int, scanned: int | None, recent: dict[int, str], canonical: dict[int, str | None]
+) -> int:
+    """The block after which this pass reads deposits and ``Paid`` events: ``scanned`` (the
+    last block read for them), unless a block between the cursor and it changed its hash (a
+    reorg) or its hash was not kept: then from just below that block. Blocks are immutable by
+    hash, and what they held is recorded with the hash (a deposit row, a payment's position),
+    so a block is read once, not once a pass until it is final."""
+    if scanned is None or scanned <= start:
+        return start
+    for height in range(start + 1, scanned + 1):
+        if height not in recent or canonical.get(height) != recent[height]:
+            return height - 1
+    return scanned
 
 
 def _receiving_addresses(chain: ChainConfig) -> list[str]:
@@ -349,44 +370,43 @@ def _payment_contracts(chain: ChainConfig) -> list[str]:
 def _read_logs(
     chain: ChainConfig,
     client: rpc.ChainClient,
-    start: int,
-    to: int,
+    blocks: tuple[int, int, int],
     canonical: dict[int, str | None],
     deposit_addresses: set[str],
 ) -> tuple[list[rpc.DecodedLog], list[rpc.DecodedLog], list[rpc.DecodedLog], list[rpc.DecodedLog]]:
     """(escrow events, Payments ``Paid`` events, token Transfers to our receiving addresses,
-    token Transfers to watched deposit addresses) in blocks ``start + 1 .. to``, in one
-    request. With deposit addresses watched, the tokens' Transfer filter names no recipient
-    (there may be thousands): every transfer of the accepted tokens in the range comes back and
-    is matched here, in memory.
+    token Transfers to watched deposit addresses), in one request. ``blocks`` is (start,
+    scan_from, to): escrow events and Transfers to receiving addresses are read in blocks
+    ``start + 1 .. to`` (again each pass until final: they are applied once final), Paid
+    events and Transfers to deposit addresses in blocks ``scan_from + 1 .. to`` (once: see
+    ``_scan_from``). With deposit addresses watched, the tokens' Transfer filter names no
+    recipient (there may be thousands): every transfer of the accepted tokens in the range
+    comes back and is matched here, in memory.
 
     One filter per kind in one JSON-RPC batch, not one filter: topics are positional, and the
     escrow's events carry an escrow id, buyer, seller or nothing where a Transfer carries its
     recipient, so one filter would either drop escrow events or return every transfer of the
     token on the chain. A ``Paid`` event names the payment it pays: that is all it takes.
     Transfers matter only for payments made before payments were bound on chain."""
+    start, scan_from, to = blocks
     tokens = sorted({a.address for a in chain.assets if a.address})
     receivers = _receiving_addresses(chain) if tokens else []
     contracts = _payment_contracts(chain)
-    filters: list[dict[str, Any]] = []
+    wanted: list[tuple[int, dict[str, Any]]] = []  # (first block, filter)
     escrows = _escrow_contracts(chain)
     if escrows:
-        filters.append({"address": escrows, "topics": [rpc.ESCROW_TOPICS]})
+        wanted.append((start + 1, {"address": escrows, "topics": [rpc.ESCROW_TOPICS]}))
     if contracts:
-        filters.append({"address": contracts, "topics": [rpc.PAID_TOPIC]})
+        wanted.append((scan_from + 1, {"address": contracts, "topics": [rpc.PAID_TOPIC]}))
     if tokens and deposit_addresses:
-        filters.append({"address": tokens, "topics": [rpc.TRANSFER_TOPIC]})
+        first = start + 1 if receivers else scan_from + 1
+        wanted.append((first, {"address": tokens, "topics": [rpc.TRANSFER_TOPIC]}))
     elif tokens and receivers:
-        filters.append(
-            {
-                "address": tokens,
-                "topics": [
-                    rpc.TRANSFER_TOPIC,
-                    None,
-                    [rpc.address_topic(a) for a in receivers],
-                ],
-            }
+        recipients = [rpc.address_topic(a) for a in receivers]
+        wanted.append(
+            (start + 1, {"address": tokens, "topics": [rpc.TRANSFER_TOPIC, None, recipients]})
         )
+    filters = [{"fromBlock": rpc.hex_int(first), **f} for first, f in wanted if first <= to]
     if not filters or to <= start:
         return [], [], [], []
     logs: list[rpc.DecodedLog] = []
@@ -407,10 +427,10 @@ def _read_logs(
                 continue
             if decoded.args["to"] in receivers:
                 transfers.append(decoded)
-            elif decoded.args["to"] in deposit_addresses:
+            elif decoded.args["to"] in deposit_addresses and decoded.block_number > scan_from:
                 to_deposits.append(decoded)
         elif decoded.name == "Paid":
-            if decoded.address in contracts:
+            if decoded.address in contracts and decoded.block_number > scan_from:
                 paid.append(decoded)
         elif decoded.address in escrows:
             logs.append(decoded)

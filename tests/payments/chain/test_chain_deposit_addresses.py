@@ -260,3 +260,23 @@ def test_a_contract_payment_after_the_address_paid_it_is_flagged_paid_twice(
     payment = reload(payment)
     assert payment.status == "confirmed" and payment.transaction_hash is None
     assert "paid_twice" in [r["reason"] for r in payment.review_reasons]
+
+
+def test_a_block_is_read_for_deposits_once_unless_its_hash_changes(deposit_env, buyer, seller):
+    env, node = deposit_env, deposit_env.node
+    payment = start_payment(chain_order(buyer, seller, "ETH", "0.05"), "crypto")
+    env.send_raw(env.signed(payment.deposit_address, 5 * 10**16))
+    first = env.poll()
+    assert reload(payment).status == "processing"
+    node.mine(2)
+    second = env.poll()  # only the two new blocks: the deposit is not seen twice
+    assert second.scan_from == first.to_block and second.to_block == first.to_block + 2
+    assert second.deposits == 0 and ChainDeposit.objects.filter(payment=payment).count() == 1
+    node.reorg(2)  # the last two blocks replaced: read again, from below them
+    third = env.poll()
+    assert third.scan_from == second.to_block - 2
+    node.mine(CONFIRMATIONS)
+    env.poll()
+    payment = reload(payment)  # its own block never changed: final by its hash
+    assert payment.status == "confirmed" and int(payment.received_base_units) == 5 * 10**16
+    assert ChainDeposit.objects.get(payment=payment).status == "final"
