@@ -1,15 +1,19 @@
-"""Writing down what has already happened outside the database (an email sent, a client
-answered), across a dropped database connection."""
+"""Database writes beyond the ORM's: what has already happened outside the database (an email
+sent, a client answered) written down across a dropped connection, and many rows inserted or
+updated at once (the set-based paths)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.db.models import Field, Model
+from django.db.models.fields import AutoFieldMixin
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,39 +38,116 @@ def write_on_new_connection(write: Callable[[], T], *, what: str) -> T:
     return write()  # the last attempt: what it raises, the caller gets
 
 
-def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> int:
-    """``QuerySet.bulk_update`` for many rows and fields, fast on PostgreSQL: one
-    ``UPDATE ... FROM (VALUES ...)`` statement per 1,000 rows instead of a CASE expression per
-    field and row (whose building dominated a set-based pass). Other databases: bulk_update."""
-    if not objs:
-        return 0
+#: fields whose Python values psycopg writes as they are (UUIDs, text, numbers, datetimes,
+#: booleans, foreign keys to them): a COPY skips their per-value preparation, the rest (JSON)
+#: goes through the field's own ``get_db_prep_save``
+_AS_IS = (
+    models.UUIDField,
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.DecimalField,
+    models.DateTimeField,
+    models.BooleanField,
+    models.ForeignKey,
+)
+
+
+def _preparer(fields: Sequence[Field[Any, Any]]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    prepare = [
+        None if isinstance(f, _AS_IS) else partial(f.get_db_prep_save, connection=connection)
+        for f in fields
+    ]
+
+    def prepared(values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            v if p is None or v is None else p(v) for p, v in zip(prepare, values, strict=True)
+        )
+
+    return prepared
+
+
+def _copy(cursor: Any, target: str, names: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """``COPY target (names) FROM STDIN``: rows streamed in one command, formatted by psycopg's
+    compiled row writer (no statement text or parameters to build)."""
+    with cursor.cursor.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+    """New rows of ``model`` from {attname: value} (an omitted field takes its default): one
+    ``COPY`` on PostgreSQL, where a set-based pass writes thousands of audit rows and building
+    instances and an INSERT's parameters cost more than the database's own work;
+    ``bulk_create`` elsewhere."""
+    if not rows:
+        return
+    meta = model._meta
+    fields: list[Field[Any, Any]] = [
+        f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, AutoFieldMixin))
+    ]
     if connection.vendor != "postgresql":
-        return model._default_manager.bulk_update(objs, list(fields), batch_size=500)
+        objs = [model(**{f.attname: r[f.attname] for f in fields if f.attname in r}) for r in rows]
+        model._default_manager.bulk_create(objs, batch_size=500)
+        return
+    names = [connection.ops.quote_name(str(f.column)) for f in fields]
+    prepared = _preparer(fields)
+    with connection.cursor() as cursor:
+        _copy(
+            cursor,
+            connection.ops.quote_name(meta.db_table),
+            names,
+            (
+                prepared([r[f.attname] if f.attname in r else f.get_default() for f in fields])
+                for r in rows
+            ),
+        )
+
+
+def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> int:
+    """``QuerySet.bulk_update`` for many rows and fields: ``update_rows`` with the instances'
+    values."""
+    if connection.vendor != "postgresql":
+        return model._default_manager.bulk_update(objs, list(fields), batch_size=500) if objs else 0
+    attnames = [model._meta.get_field(name).attname for name in fields]  # type: ignore[union-attr]
+    return update_rows(
+        model, fields, [(obj.pk, *(getattr(obj, a) for a in attnames)) for obj in objs]
+    )
+
+
+def update_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    """Set ``fields`` of many rows of ``model``, each row given as (pk, *values in the order of
+    ``fields``). On PostgreSQL the values are copied (``COPY``) into a temporary table and
+    applied by one ``UPDATE ... FROM`` it, instead of a CASE expression per field and row
+    (whose building dominated a set-based pass); elsewhere one UPDATE per row."""
+    if not rows:
+        return 0
     meta = model._meta
     pk = meta.pk
     assert pk is not None
     columns: list[Field[Any, Any]] = [meta.get_field(name) for name in fields]  # type: ignore[misc]
+    if connection.vendor != "postgresql":
+        manager = model._default_manager
+        return sum(
+            manager.filter(pk=row[0]).update(
+                **{f.attname: v for f, v in zip(columns, row[1:], strict=True)}
+            )
+            for row in rows
+        )
     table = connection.ops.quote_name(meta.db_table)
     names = [connection.ops.quote_name(str(f.column)) for f in columns]
     pk_name = connection.ops.quote_name(str(pk.column))
-    row = "(" + ", ".join(f"%s::{f.db_type(connection)}" for f in (pk, *columns)) + ")"
-    assignments = ", ".join(f"{n} = v.c{i}" for i, n in enumerate(names))
-    aliases = ", ".join(["id", *(f"c{i}" for i in range(len(names)))])
-    updated = 0
-    with connection.cursor() as cursor:
-        for offset in range(0, len(objs), 1000):
-            chunk = objs[offset : offset + 1000]
-            params: list[Any] = []
-            for obj in chunk:
-                params.append(pk.get_db_prep_value(obj.pk, connection))
-                for f in columns:
-                    value = getattr(obj, f.attname)
-                    params.append(f.get_db_prep_save(value, connection))
-            cursor.execute(
-                f"UPDATE {table} SET {assignments} FROM (VALUES "  # noqa: S608 (names quoted)
-                + ", ".join([row] * len(chunk))
-                + f") AS v({aliases}) WHERE {table}.{pk_name} = v.id",
-                params,
-            )
-            updated += cursor.rowcount
+    temp = f"update_rows_{uuid.uuid4().hex}"
+    typed = ", ".join(f"c{i} {f.db_type(connection)}" for i, f in enumerate((pk, *columns)))
+    assignments = ", ".join(f"{n} = v.c{i + 1}" for i, n in enumerate(names))
+    prepared = _preparer([pk, *columns])
+    with transaction.atomic(), connection.cursor() as cursor:  # the table lives until dropped
+        cursor.execute(f"CREATE TEMPORARY TABLE {temp} ({typed})")
+        _copy(cursor, temp, [f"c{i}" for i in range(len(columns) + 1)], map(prepared, rows))
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM {temp} AS v "  # noqa: S608 (names quoted)
+            f"WHERE {table}.{pk_name} = v.c0"
+        )
+        updated = cursor.rowcount
+        cursor.execute(f"DROP TABLE {temp}")
     return updated

@@ -6,6 +6,7 @@ which runs the django-fsm transition, saves the instance and appends an ``OrderP
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from uuid import UUID
 from django.db import models
 from django_fsm import TransitionNotAllowed, can_proceed
 
+from common.db import insert_rows
 from common.errors import InvalidTransition
 from orders.models import ActorType, OrderPaymentEvent
 
@@ -52,7 +54,7 @@ class Actor:
         return cls(ActorType.SYSTEM, label=label, reference=reference)
 
 
-def event_row(
+def event_values(
     *,
     order_id: UUID,
     entity: str,
@@ -63,29 +65,33 @@ def event_row(
     payment_id: UUID | None = None,
     refund_id: UUID | None = None,
     details: dict[str, Any] | None = None,
-) -> OrderPaymentEvent:
-    """The audit row of a change, not yet saved (``record_event`` saves one; a set-based
-    change saves many with one ``bulk_create``)."""
-    user = actor.user if getattr(actor.user, "pk", None) else None
-    return OrderPaymentEvent(
-        order_id=order_id,
-        payment_id=payment_id,
-        refund_id=refund_id,
-        entity=entity,
-        action=action,
-        from_state=str(from_state or ""),
-        to_state=str(to_state or ""),
-        actor_type=actor.type,
-        actor_user=user,
-        actor_label=actor.label[:128],
-        reference=actor.reference[:255],
-        details={**actor.extra, **(details or {})},
-    )
+) -> dict[str, Any]:
+    """The audit row of a change as {attname: value}: ``record_event`` saves one,
+    ``record_events`` many at once."""
+    return {
+        "order_id": order_id,
+        "payment_id": payment_id,
+        "refund_id": refund_id,
+        "entity": entity,
+        "action": action,
+        "from_state": str(from_state or ""),
+        "to_state": str(to_state or ""),
+        "actor_type": actor.type,
+        "actor_user_id": getattr(actor.user, "pk", None),
+        "actor_label": actor.label[:128],
+        "reference": actor.reference[:255],
+        "details": {**actor.extra, **(details or {})},
+    }
+
+
+def record_events(rows: Sequence[dict[str, Any]]) -> None:
+    """Append many audit rows (``event_values``) at once: a set-based change."""
+    insert_rows(OrderPaymentEvent, rows)
 
 
 def record_event(**kwargs: Any) -> OrderPaymentEvent:
-    """Append one audit row (the arguments of ``event_row``)."""
-    event = event_row(**kwargs)
+    """Append one audit row (the arguments of ``event_values``)."""
+    event = OrderPaymentEvent(**event_values(**kwargs))
     event.save(force_insert=True)
     return event
 

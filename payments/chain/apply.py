@@ -575,7 +575,15 @@ def apply_paid(
             chain_id=chain.chain_id, chain_payment_id__in={d.args["payment_id"] for d in paid}
         )
         # the signed recipient only, not kilobytes of provider data a row
-        .defer("provider_data")
+        .only(
+            "id",
+            "chain_payment_id",
+            "status",
+            "block_hash",
+            "contract_address",
+            "token_address",
+            "amount_base_units",
+        )
         .annotate(intent_recipient=KT("provider_data__intent__recipient"))
     }
     events: dict[Any, rpc.DecodedLog] = {}
@@ -900,23 +908,22 @@ def confirm_at_depth(
     report: PassReport,
 ) -> None:
     actor = monitor_actor(chain)
-    deep = [
-        p
-        for p in watched(chain)
+    deep = (
+        watched(chain)
         .filter(block_number__isnull=False, block_number__lte=final_to)
         .exclude(provider_status=UNDERPAID)  # short: waits for staff, never confirmed by depth
-        # not re-checked in this pass (or reorged): never confirm blind
-        if canonical.get(int(p.block_number or 0)) == p.block_hash
-    ]
-
+        .values_list("id", "block_number", "block_hash")
+    )
     moves = [
         Move(
-            payment_id=p.id,
+            payment_id=payment_id,
             transition="confirm",
             raw_status="confirmed",
-            fields={"confirmations": head - int(p.block_number or 0) + 1},
+            fields={"confirmations": head - int(block_number) + 1},
         )
-        for p in deep
+        for payment_id, block_number, block_hash in deep
+        # not re-checked in this pass (or reorged): never confirm blind
+        if canonical.get(int(block_number)) == block_hash
     ]
 
     def confirm(m: Move) -> None:  # one at a time: what the set-based path leaves

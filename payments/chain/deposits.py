@@ -283,7 +283,16 @@ def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
     moves: list[Move] = []
     slow: list[UUID] = []
     received: list[PaymentTransaction] = []
-    for p in PaymentTransaction.objects.filter(pk__in=changed).defer("provider_data"):
+    for p in PaymentTransaction.objects.filter(pk__in=changed).only(
+        "id",
+        "order_id",
+        "status",
+        "transaction_hash",
+        "amount_base_units",
+        "token_address",
+        "expires_at",
+        "received_base_units",
+    ):
         v = _verdict(chain, p, deposits[p.id])
         if int(p.received_base_units) != v.final:
             p.received_base_units = v.final

@@ -171,7 +171,11 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     start = int(cursor.block_number)
 
     # positions only: the reorg check reads block numbers and hashes, not provider data
-    mined = list(watched(chain).filter(block_number__isnull=False).defer("provider_data"))
+    mined = list(
+        watched(chain)
+        .filter(block_number__isnull=False)
+        .only("id", "status", "transaction_hash", "block_number", "block_hash")
+    )
     awaiting = list(
         watched(chain)
         .filter(transaction_hash__isnull=False, block_number__isnull=True)

@@ -2,37 +2,47 @@
 seen mined, or confirmed, in one pass).
 
 The same transitions, audit rows, order sync rule and announcements as ``payment_apply_result``
-(one at a time), in a few statements per chunk: the orders and then the payments locked in two
-queries (the same order as ``lock_payment``: orders first), the transitions run in memory,
-payments and orders written with one statement each, the audit rows with one ``bulk_create``,
-the payment-status cache invalidated in one round trip, and the announcements (emails,
-receipts) sent by one task per chunk. Only the plain case takes
-this path: an open payment moving to ``processing``, ``partially_paid`` or ``confirmed`` with
-nothing to flag, on an
-order it does not overpay, not cancelled, below the high-value threshold, one move per order.
-Everything else is returned to the caller for the one-at-a-time service, which flags and
-decides what is unusual.
+(one at a time), in a few statements per chunk, with no model instance per row: the orders and
+then the payments locked and read as tuples in two queries (the same order as
+``lock_payment``: orders first), the payments' new values copied to the database and applied by
+one UPDATE, the orders updated with one statement per kind of change, the audit rows copied in
+one COPY, the payment-status cache invalidated in one round trip, and the announcements
+(emails, receipts) sent by one task per chunk.
+
+Each state change is still the model's django-fsm transition: it runs on a probe instance in
+the row's state (``transition_changes``), which decides whether it is allowed and what it sets,
+and those values are written to every row moving from that state (only transitions whose
+effect depends on nothing but the source state take this path: no conditions, no reading of
+other fields).
+
+Only the plain case takes this path: an open payment moving to ``processing``,
+``partially_paid`` or ``confirmed`` with nothing to flag, on an order it does not overpay, not
+cancelled, below the high-value threshold, one move per order, whose order moves (if at all)
+by ``start_payment`` or ``mark_paid``. Everything else is returned to the caller for the
+one-at-a-time service, which flags and decides what is unusual.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 from uuid import UUID
 
 from celery import current_app
-from django.db import transaction
-from django.forms.models import model_to_dict
+from django.db import models, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
-from common.db import bulk_update_rows
+from common.db import update_rows
 from common.errors import InvalidTransition
 from common.money import add
-from orders.audit import Actor, event_row, run_transition
-from orders.models import Order, OrderPaymentEvent
+from orders.audit import Actor, event_values, record_events, run_transition
+from orders.models import Order
 from payments.models import (
     OPEN_STATES,
     PAID_STATES,
@@ -52,6 +62,9 @@ MOVES = {
     "receive_part": P.PARTIALLY_PAID,
     "confirm": P.CONFIRMED,
 }
+#: the order transitions a plain move may call for (their effect depends on the source state
+#: only); any other order change goes one at a time
+ORDER_MOVES = frozenset({"start_payment", "mark_paid"})
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,75 @@ class Move:
     transition: str  # a key of MOVES
     raw_status: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Payment:
+    """What the rules read of a payment (``summarize``, ``unexpected_money``)."""
+
+    id: UUID
+    order_id: UUID
+    status: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass
+class _Order:
+    """What the rules read of an order (``order_stage``, ``order_target_status``)."""
+
+    id: UUID
+    status: str
+    amount: Decimal
+    currency: str
+    shipped_at: Any
+    delivered_at: Any
+    completed_at: Any
+    cancelled_at: Any
+
+
+@dataclass
+class _Refund:
+    status: str
+    amount: Decimal
+
+
+def transition_changes(
+    model: type[models.Model], name: str, source: str, args: tuple[Any, ...] = ()
+) -> tuple[str, dict[str, Any]]:
+    """The state transition ``name`` leads to from ``source`` and the columns it sets (status
+    included), from running it on a probe instance; ``InvalidTransition`` where the model
+    forbids it. Only for transitions without conditions (their outcome would depend on the
+    row)."""
+    target, changes = _probe(model, name, source, args)
+    now = timezone.now()  # what the transition stamped, stamped now (the probe is cached)
+    return target, {k: (now if v is _NOW else v) for k, v in changes.items()}
+
+
+_NOW = object()
+
+
+@functools.cache
+def _probe(
+    model: type[models.Model], name: str, source: str, args: tuple[Any, ...]
+) -> tuple[str, dict[str, Any]]:
+    method = getattr(model, name)
+    if any(t.conditions for t in method._django_fsm.transitions.values()):
+        raise ValueError(f"{model.__name__}.{name} has conditions: not a set-based transition")
+    probe = model()
+    probe.__dict__["status"] = source
+    before = dict(probe.__dict__)
+    _, target = run_transition(probe, name, entity=model._meta.model_name or "", args=args)
+    columns = {f.attname for f in model._meta.concrete_fields}
+    changes = {
+        k: v
+        for k, v in probe.__dict__.items()
+        if k in columns and (k not in before or before[k] != v)
+    }
+    # a timestamp the transition took is the time of the move, not of the first probe
+    stamped = {k: _NOW for k, v in changes.items() if hasattr(v, "tzinfo") and v is not None}
+    return target, {**changes, **stamped}
 
 
 def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
@@ -76,32 +156,43 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
         if m.transition not in MOVES or set(m.fields) - RESULT_FIELDS:
             raise ValueError(f"not a set-based move: {m}")
     with transaction.atomic():
-        order_ids = set(
-            PaymentTransaction.objects.filter(id__in=[m.payment_id for m in moves]).values_list(
-                "order_id", flat=True
-            )
-        )
+        of_moves = PaymentTransaction.objects.filter(id__in=[m.payment_id for m in moves])
         orders = {
-            o.id: o
-            for o in Order.objects.select_for_update().filter(id__in=order_ids).order_by("id")
+            row[0]: _Order(*row)
+            for row in Order.objects.select_for_update()
+            .filter(id__in=Subquery(of_moves.values("order_id")))
+            .order_by("id")
+            .values_list(
+                "id",
+                "status",
+                "amount",
+                "currency",
+                "shipped_at",
+                "delivered_at",
+                "completed_at",
+                "cancelled_at",
+            )
         }
-        rows = PaymentTransaction.objects.select_for_update().filter(order_id__in=order_ids)
-        if not any(m.data for m in moves):
-            rows = rows.defer("provider_data")  # kilobytes a row, neither read nor written
-        payments = {p.id: p for p in rows.order_by("id")}
-        by_order: dict[UUID, list[PaymentTransaction]] = defaultdict(list)
+        payments = {
+            row[0]: _Payment(*row)
+            for row in PaymentTransaction.objects.select_for_update()
+            .filter(order_id__in=list(orders))
+            .order_by("id")
+            .values_list("id", "order_id", "status", "amount", "currency")
+        }
+        by_order: dict[UUID, list[_Payment]] = defaultdict(list)
         for p in payments.values():
             by_order[p.order_id].append(p)
-        refunds: dict[UUID, list[Refund]] = defaultdict(list)
-        for r in Refund.objects.filter(payment__order_id__in=order_ids).select_related("payment"):
-            refunds[r.payment.order_id].append(r)
-        now = timezone.now()
+        refunds: dict[UUID, list[_Refund]] = defaultdict(list)
+        for order_id, status, amount in Refund.objects.filter(
+            payment__order_id__in=list(orders)
+        ).values_list("payment__order_id", "status", "amount"):
+            refunds[order_id].append(_Refund(status, amount))
         left: list[Move] = []
-        events: list[OrderPaymentEvent] = []
-        moved: list[tuple[PaymentTransaction, str]] = []
-        touched_orders: dict[UUID, set[str]] = {}
+        events: list[dict[str, Any]] = []
+        moved: list[tuple[_Payment, Move, str, dict[str, Any]]] = []
+        order_groups: dict[tuple[str, tuple[Any, ...]], list[UUID]] = defaultdict(list)
         taken: set[UUID] = set()
-        payment_fields: set[str] = {"status", "provider_status", "updated_at"}
         for m in moves:
             found = payments.get(m.payment_id)
             if found is None:
@@ -115,44 +206,33 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
             if p.order_id in taken or not _plain(m, p, order, by_order[p.order_id]):
                 left.append(m)
                 continue
-            payment_was, order_was = dict(p.__dict__), dict(order.__dict__)
-            order_fields_was = model_to_dict(order)
+            before = p.status
             try:
-                before, after = run_transition(p, m.transition, entity="payment")
-                summary = summarize(by_order[p.order_id], refunds[p.order_id])
-                target = order_target_status(
-                    order.status, order.amount, summary, order_stage(order)
+                after, changes = transition_changes(PaymentTransaction, m.transition, before)
+                p.status = after  # the order's target counts it
+                summary = summarize(
+                    cast(list[PaymentTransaction], by_order[p.order_id]),
+                    cast(list[Refund], refunds[p.order_id]),
                 )
-                steps = order_sync_plan(order.status, target) if target != order.status else []
-                order_steps = [
-                    (name, *run_transition(order, name, args=args, entity="order"))
-                    for name, args in steps
-                ]
+                target = order_target_status(
+                    order.status, order.amount, summary, order_stage(cast(Order, order))
+                )
+                steps = order_sync_plan(order.status, target) if target != order.status else ()
+                if any(name not in ORDER_MOVES for name, _ in steps):
+                    raise InvalidTransition("an order change for one at a time")
+                order_steps, state = [], order.status
+                for name, args in steps:
+                    now_state, _ = transition_changes(Order, name, state, args)
+                    order_steps.append((name, state, now_state))
+                    state = now_state
             except InvalidTransition:
-                p.__dict__.update(payment_was)
-                order.__dict__.update(order_was)
+                p.status = before
                 left.append(m)
                 continue
             taken.add(p.order_id)
-            for name, value in m.fields.items():
-                setattr(p, name, value)
-            payment_fields |= set(m.fields)
-            if m.raw_status:
-                p.provider_status = m.raw_status[:64]
-            if m.data:
-                p.provider_data = {**p.provider_data, **m.data}
-                payment_fields.add("provider_data")
-            p.updated_at = now
-            if m.transition == "confirm":
-                payment_fields |= {
-                    "confirmed_at",
-                    "failure_code",
-                    "failure_reason",
-                    "next_retry_at",
-                }
-            info = {"provider_status": m.raw_status, **m.details}
+            moved.append((p, m, before, changes))
             events.append(
-                event_row(
+                event_values(
                     order_id=p.order_id,
                     entity="payment",
                     action=m.transition,
@@ -160,18 +240,14 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
                     from_state=before,
                     to_state=after,
                     payment_id=p.id,
-                    details=info,
+                    details={"provider_status": m.raw_status, **m.details},
                 )
             )
-            moved.append((p, before))
             if order_steps:
-                changed = {
-                    k for k, v in model_to_dict(order).items() if order_fields_was.get(k) != v
-                }
-                touched_orders.setdefault(order.id, set()).update(changed)
+                order_groups[(order.status, steps)].append(order.id)
                 for name, was, now_state in order_steps:
                     events.append(
-                        event_row(
+                        event_values(
                             order_id=order.id,
                             entity="order",
                             action=name,
@@ -181,34 +257,46 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
                             details={"payment_id": str(p.id)},
                         )
                     )
+                order.status = state
+        _write_payments(moved)
+        for (source, steps), order_ids in order_groups.items():
+            changes, state = {}, source
+            for name, args in steps:
+                state, step_changes = transition_changes(Order, name, state, args)
+                changes |= step_changes
+            changes["updated_at"] = timezone.now()
+            Order.objects.filter(id__in=order_ids, status=source).update(**changes)
+        record_events(events)
         if moved:
-            bulk_update_rows(PaymentTransaction, [p for p, _ in moved], sorted(payment_fields))
-        if touched_orders:
-            order_fields = set().union(*touched_orders.values()) | {"status"}
-            changed_orders = [orders[oid] for oid in touched_orders]
-            for o in changed_orders:
-                o.updated_at = now
-            order_fields.add("updated_at")
-            bulk_update_rows(Order, changed_orders, sorted(order_fields))
-        OrderPaymentEvent.objects.bulk_create(events, batch_size=1000)
-        if moved:
-            moved_orders = sorted({str(p.order_id) for p, _ in moved})
+            moved_orders = sorted({str(p.order_id) for p, *_ in moved})
             transaction.on_commit(lambda: payment_status_invalidate_many(moved_orders), robust=True)
-            announced = [[str(p.id), str(p.order_id), before, str(p.status)] for p, before in moved]
+            announced = [[str(p.id), str(p.order_id), was, p.status] for p, _, was, _ in moved]
             transaction.on_commit(lambda: _announce(announced, actor.type), robust=True)
     return left
 
 
-def _plain(
-    m: Move, p: PaymentTransaction, order: Order, siblings: list[PaymentTransaction]
-) -> bool:
+def _write_payments(moved: list[tuple[_Payment, Move, str, dict[str, Any]]]) -> None:
+    """The moved payments' new values: what the transition set, what the provider said
+    (``fields``, ``provider_status``) and the time; one UPDATE per set of columns (a chunk has
+    one or two: confirmations only, or a whole mined position)."""
+    now = timezone.now()
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    for p, m, _, changes in moved:
+        values = changes | m.fields | {"provider_status": m.raw_status[:64], "updated_at": now}
+        columns = tuple(sorted(values))
+        groups[columns].append((p.id, *(values[c] for c in columns)))
+    for columns, rows in groups.items():
+        update_rows(PaymentTransaction, columns, rows)
+
+
+def _plain(m: Move, p: _Payment, order: _Order, siblings: list[_Payment]) -> bool:
     """Whether the move needs nothing the one-at-a-time service would decide or flag."""
     if p.status not in OPEN_STATES:
         return False  # late money (expired, failed, cancelled) is flagged there
     if m.transition != "confirm":
         return True
     paid = add(*(s.amount for s in siblings if s.status in PAID_STATES), p.amount)
-    return not unexpected_money(p, p.status, order, paid)
+    return not unexpected_money(cast(PaymentTransaction, p), p.status, cast(Order, order), paid)
 
 
 def _announce(moves: list[list[str]], actor_type: str) -> None:

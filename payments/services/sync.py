@@ -24,6 +24,7 @@ whose refund failed goes back to where its fulfilment was.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -89,7 +90,8 @@ def order_payment_summary(order: Order) -> PaymentSummary:
     return summarize(payments, refunds)
 
 
-def order_sync_plan(current: str, target: str) -> list[tuple[str, tuple[Any, ...]]]:
+@functools.cache
+def order_sync_plan(current: str, target: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     """The transitions (name, args) that lead an order from ``current`` to ``target``: the direct
     one; else the returning one (close a dispute, undo a refund) that takes the target; else
     ``start_payment`` first (from ``created``). Raises ``InvalidTransition`` if none does."""
@@ -97,15 +99,15 @@ def order_sync_plan(current: str, target: str) -> list[tuple[str, tuple[Any, ...
     probe.__dict__["status"] = current
     direct = transition_names_to(probe, target)
     if direct:
-        return [(direct[0], ())]
+        return ((direct[0], ()),)
     returning = RETURNING_TRANSITIONS.get(current)  # type: ignore[call-overload]
     if returning is not None and target in RETURN_STATES:
-        return [(returning, (target,))]
+        return ((returning, (target,)),)
     if current == S.CREATED:
         probe.__dict__["status"] = S.PAYMENT_PENDING
         second = transition_names_to(probe, target)
         if second:
-            return [("start_payment", ()), (second[0], ())]
+            return (("start_payment", ()), (second[0], ()))
     raise InvalidTransition(
         f"No transition leads an order from {current} to {target}.",
         details={"entity": "order", "from_state": current, "to_state": target},
