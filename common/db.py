@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.db.models import Field, Model
 from django.db.models.fields import AutoFieldMixin
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,11 +77,15 @@ def _copy(cursor: Any, target: str, names: Sequence[str], rows: Iterable[tuple[A
             copy.write_row(row)
 
 
-def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(
+    model: type[Model], rows: Sequence[dict[str, Any]], *, ignore_conflicts: bool = False
+) -> None:
     """New rows of ``model`` from {attname: value} (an omitted field takes its default): one
     ``COPY`` on PostgreSQL, where a set-based pass writes thousands of audit rows and building
     instances and an INSERT's parameters cost more than the database's own work;
-    ``bulk_create`` elsewhere."""
+    ``bulk_create`` elsewhere. ``ignore_conflicts``: a row a unique constraint already holds
+    is skipped (copied into a temporary table first, then inserted ``ON CONFLICT DO
+    NOTHING``)."""
     if not rows:
         return
     meta = model._meta
@@ -88,20 +94,49 @@ def insert_rows(model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
     ]
     if connection.vendor != "postgresql":
         objs = [model(**{f.attname: r[f.attname] for f in fields if f.attname in r}) for r in rows]
-        model._default_manager.bulk_create(objs, batch_size=500)
+        model._default_manager.bulk_create(objs, batch_size=500, ignore_conflicts=ignore_conflicts)
         return
+    table = connection.ops.quote_name(meta.db_table)
     names = [connection.ops.quote_name(str(f.column)) for f in fields]
     prepared = _preparer(fields)
-    with connection.cursor() as cursor:
-        _copy(
-            cursor,
-            connection.ops.quote_name(meta.db_table),
-            names,
-            (
-                prepared([r[f.attname] if f.attname in r else f.get_default() for f in fields])
-                for r in rows
-            ),
+    now = timezone.now()
+    stamped = {
+        f.attname
+        for f in fields
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    }
+    values = (
+        prepared(
+            [
+                r[f.attname] if f.attname in r else now if f.attname in stamped else f.get_default()
+                for f in fields
+            ]
         )
+        for r in rows
+    )
+    if not ignore_conflicts:
+        with connection.cursor() as cursor:
+            _copy(cursor, table, names, values)
+        return
+    with _temporary(fields) as (cursor, temp, copied):
+        _copy(cursor, temp, copied, values)
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(copied)} "  # noqa: S608
+            f"FROM {temp} ON CONFLICT DO NOTHING"
+        )
+
+
+@contextmanager
+def _temporary(fields: Sequence[Field[Any, Any]]) -> Iterator[tuple[Any, str, list[str]]]:
+    """A temporary table with a column c0, c1 ... of each field's type, dropped on leaving:
+    (cursor, its name, its column names). In a transaction (a savepoint if one is open)."""
+    temp = f"rows_{uuid.uuid4().hex}"
+    copied = [f"c{i}" for i in range(len(fields))]
+    typed = ", ".join(f"{c} {f.db_type(connection)}" for c, f in zip(copied, fields, strict=True))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {temp} ({typed})")
+        yield cursor, temp, copied
+        cursor.execute(f"DROP TABLE {temp}")
 
 
 def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> int:
@@ -137,17 +172,11 @@ def update_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequen
     table = connection.ops.quote_name(meta.db_table)
     names = [connection.ops.quote_name(str(f.column)) for f in columns]
     pk_name = connection.ops.quote_name(str(pk.column))
-    temp = f"update_rows_{uuid.uuid4().hex}"
-    typed = ", ".join(f"c{i} {f.db_type(connection)}" for i, f in enumerate((pk, *columns)))
     assignments = ", ".join(f"{n} = v.c{i + 1}" for i, n in enumerate(names))
-    prepared = _preparer([pk, *columns])
-    with transaction.atomic(), connection.cursor() as cursor:  # the table lives until dropped
-        cursor.execute(f"CREATE TEMPORARY TABLE {temp} ({typed})")
-        _copy(cursor, temp, [f"c{i}" for i in range(len(columns) + 1)], map(prepared, rows))
+    with _temporary([pk, *columns]) as (cursor, temp, copied):
+        _copy(cursor, temp, copied, map(_preparer([pk, *columns]), rows))
         cursor.execute(
             f"UPDATE {table} SET {assignments} FROM {temp} AS v "  # noqa: S608 (names quoted)
             f"WHERE {table}.{pk_name} = v.c0"
         )
-        updated = cursor.rowcount
-        cursor.execute(f"DROP TABLE {temp}")
-    return updated
+        return int(cursor.rowcount)

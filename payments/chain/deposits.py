@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from common.db import bulk_update_rows
+from common.db import bulk_update_rows, insert_rows
 from payments.chain.apply import PassReport, apply_moves, in_chunks, monitor_actor
 from payments.models import (
     OPEN_STATES,
@@ -196,26 +196,31 @@ def apply_deposits(
     with transaction.atomic():
         existing = {
             (d.transaction_hash, d.log_index): d
-            for d in ChainDeposit.objects.select_for_update().filter(
+            for d in ChainDeposit.objects.select_for_update()
+            .filter(
                 chain_id=chain.chain_id, transaction_hash__in={a.transaction_hash for a in arrivals}
             )
+            .only("id", "payment_id", "transaction_hash", "log_index", "status", "block_hash")
         }
-        new = [
-            ChainDeposit(
-                payment_id=a.payment_id,
-                chain_id=chain.chain_id,
-                transaction_hash=a.transaction_hash,
-                log_index=a.log_index,
-                token_address=a.token_address,
-                from_address=a.from_address,
-                amount_base_units=a.amount,
-                block_number=a.block_number,
-                block_hash=a.block_hash,
-            )
-            for key, a in by_key.items()
-            if key not in existing
-        ]
-        ChainDeposit.objects.bulk_create(new, ignore_conflicts=True)
+        new = [a for key, a in by_key.items() if key not in existing]
+        insert_rows(
+            ChainDeposit,
+            [
+                {
+                    "payment_id": a.payment_id,
+                    "chain_id": chain.chain_id,
+                    "transaction_hash": a.transaction_hash,
+                    "log_index": a.log_index,
+                    "token_address": a.token_address,
+                    "from_address": a.from_address,
+                    "amount_base_units": a.amount,
+                    "block_number": a.block_number,
+                    "block_hash": a.block_hash,
+                }
+                for a in new
+            ],
+            ignore_conflicts=True,
+        )
         changed |= {a.payment_id for a in new}
         for key, d in existing.items():
             a = by_key.get(key)
@@ -228,23 +233,29 @@ def apply_deposits(
                 )
                 changed.add(d.payment_id)
         dropped, final = [], []
-        for d in ChainDeposit.objects.select_for_update().filter(
-            chain_id=chain.chain_id, status=D.SEEN
-        ):
-            key = (d.transaction_hash, d.log_index)
-            seen_now = key in by_key
-            position = by_key[key] if seen_now else d
-            gone = (scan_from < d.block_number <= to and not seen_now) or canonical.get(
-                position.block_number
-            ) not in (None, position.block_hash)
+        seen = (
+            ChainDeposit.objects.select_for_update()
+            .filter(chain_id=chain.chain_id, status=D.SEEN)
+            .values_list(
+                "id", "payment_id", "transaction_hash", "log_index", "block_number", "block_hash"
+            )
+        )
+        for pk, payment_id, tx_hash, log_index, block_number, block_hash in seen:
+            arrival = by_key.get((tx_hash, log_index))
+            position = (block_number, block_hash)
+            if arrival is not None:  # seen again now: where it is now
+                position = (arrival.block_number, arrival.block_hash)
+            gone = (scan_from < block_number <= to and arrival is None) or canonical.get(
+                position[0]
+            ) not in (None, position[1])
             if gone:
-                dropped.append(d.pk)
-                changed.add(d.payment_id)
-            elif position.block_number <= final_to and (
-                seen_now or canonical.get(position.block_number) == position.block_hash
+                dropped.append(pk)
+                changed.add(payment_id)
+            elif position[0] <= final_to and (
+                arrival is not None or canonical.get(position[0]) == position[1]
             ):
-                final.append(d.pk)
-                changed.add(d.payment_id)
+                final.append(pk)
+                changed.add(payment_id)
         ChainDeposit.objects.filter(pk__in=dropped).update(status=D.DROPPED)
         ChainDeposit.objects.filter(pk__in=final).update(status=D.FINAL)
     report.deposits += len(new)
@@ -294,24 +305,28 @@ def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
         "received_base_units",
     ):
         v = _verdict(chain, p, deposits[p.id])
-        if int(p.received_base_units) != v.final:
-            p.received_base_units = v.final
-            received.append(p)
         plain = (
             v.transition in ("start_processing", "receive_part", "confirm")
             and not v.others
             and p.status in OPEN_STATES
             and not (v.transition == "confirm" and (v.late or v.excess))
         )
+        fields: dict[str, Any] = {}
+        if int(p.received_base_units) != v.final:
+            if plain:  # written with the move
+                fields["received_base_units"] = v.final
+            else:
+                p.received_base_units = v.final
+                received.append(p)
         if plain:
+            if v.transition == "confirm" and v.latest:
+                fields["sender_address"] = v.latest.from_address
             moves.append(
                 Move(
                     payment_id=p.id,
                     transition=v.transition,
                     raw_status=v.raw_status,
-                    fields={"sender_address": v.latest.from_address}
-                    if v.transition == "confirm" and v.latest
-                    else {},
+                    fields=fields,
                     details=v.details,
                 )
             )

@@ -77,6 +77,7 @@ RESULT_FIELDS = frozenset(
         "deposit_address",
         "contract_address",
         "expires_at",
+        "received_base_units",
     }
 )
 

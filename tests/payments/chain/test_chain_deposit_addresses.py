@@ -272,7 +272,9 @@ def test_a_block_is_read_for_deposits_once_unless_its_hash_changes(deposit_env, 
     second = env.poll()  # only the two new blocks: the deposit is not seen twice
     assert second.scan_from == first.to_block and second.to_block == first.to_block + 2
     assert second.deposits == 0 and ChainDeposit.objects.filter(payment=payment).count() == 1
-    node.reorg(2)  # the last two blocks replaced: read again, from below them
+    # the last two blocks replaced (by blocks holding another transfer, so that their hashes
+    # change whatever the clock): read again, from below them
+    node.reorg(2, [({"from": node.accounts[4], "to": node.accounts[5], "value": 1}, 0)])
     third = env.poll()
     assert third.scan_from == second.to_block - 2
     node.mine(CONFIRMATIONS)
