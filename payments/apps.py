@@ -5,6 +5,7 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
+        import common.db  # noqa: F401  (registers the ``__any`` lookup the services use)
         from payments.providers import registry
 
         registry.load_providers()

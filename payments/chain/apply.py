@@ -76,7 +76,7 @@ LATE_CLAIM_WATCH = timedelta(days=7)
 
 #: payments applied per database transaction: each chunk commits on its own, the cursor with
 #: the pass's last transaction (see ``_poll``)
-CHUNK_SIZE = 500
+CHUNK_SIZE = 2000
 
 
 #: a Transfer found in the logs pays a payment created up to this long after its block's
@@ -572,7 +572,8 @@ def apply_paid(
     payments = {
         p.chain_payment_id: p
         for p in PaymentTransaction.objects.filter(
-            chain_id=chain.chain_id, chain_payment_id__in={d.args["payment_id"] for d in paid}
+            chain_id=chain.chain_id,
+            chain_payment_id__any=sorted({d.args["payment_id"] for d in paid}),
         )
         # the signed recipient only, not kilobytes of provider data a row
         .only(
@@ -936,9 +937,10 @@ def confirm_at_depth(
 
     report.confirmed += len(apply_moves(chain, moves, confirm))
     # the position only (no transition): one UPDATE for every payment still climbing
-    watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).update(
-        confirmations=head + 1 - F("block_number")
-    )
+    depth = head + 1 - F("block_number")
+    watched(chain).filter(status=P.PROCESSING, block_number__isnull=False).exclude(
+        confirmations=depth
+    ).update(confirmations=depth)
 
 
 def apply_sent(

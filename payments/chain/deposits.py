@@ -124,19 +124,26 @@ def token_arrivals(transfers: Iterable[rpc.DecodedLog], watched: dict[str, UUID]
     ]
 
 
+def fetch_blocks(
+    client: rpc.ChainClient, start: int, to: int, watched: dict[str, UUID]
+) -> dict[int, dict[str, Any] | None]:
+    """Blocks ``start + 1 .. to`` with their transactions, in one batch, when deposit addresses
+    are watched (no database access: the monitor runs it beside its applying)."""
+    if not watched or to <= start:
+        return {}
+    return client.blocks_with_transactions(list(range(start + 1, to + 1)))
+
+
 def native_arrivals(
     client: rpc.ChainClient,
-    start: int,
-    to: int,
+    blocks: dict[int, dict[str, Any] | None],
     canonical: dict[int, str | None],
     watched: dict[str, UUID],
 ) -> list[Arrival]:
-    """Native coin sent to a watched address by a transaction in blocks ``start + 1 .. to``
-    (one batch of blocks; receipts only for the few that match, to drop reverted ones)."""
-    if not watched or to <= start:
-        return []
+    """Native coin sent to a watched address by a transaction in ``blocks`` (from
+    ``fetch_blocks``; receipts only for the few that match, to drop reverted ones)."""
     found: list[Arrival] = []
-    for height, block in client.blocks_with_transactions(list(range(start + 1, to + 1))).items():
+    for height, block in blocks.items():
         block_hash = str((block or {}).get("hash") or "").lower()
         if not block or canonical.get(height) not in (None, block_hash):
             # a node behind its peers, or a reorg between two reads: the pass fails and the
@@ -162,7 +169,7 @@ def native_arrivals(
     # swept (a forwarder deployed there, which runs on a transfer) need their receipts read.
     swept = set(
         ChainTransaction.objects.filter(
-            purpose=CT.Purpose.SWEEP, payment_id__in={a.payment_id for a in found}
+            purpose=CT.Purpose.SWEEP, payment_id__any=[a.payment_id for a in found]
         ).values_list("payment_id", flat=True)
     )
     check = [a for a in found if a.payment_id in swept]
@@ -198,7 +205,8 @@ def apply_deposits(
             (d.transaction_hash, d.log_index): d
             for d in ChainDeposit.objects.select_for_update()
             .filter(
-                chain_id=chain.chain_id, transaction_hash__in={a.transaction_hash for a in arrivals}
+                chain_id=chain.chain_id,
+                transaction_hash__any=sorted({a.transaction_hash for a in arrivals}),
             )
             .only("id", "payment_id", "transaction_hash", "log_index", "status", "block_hash")
         }
@@ -256,8 +264,8 @@ def apply_deposits(
             ):
                 final.append(pk)
                 changed.add(payment_id)
-        ChainDeposit.objects.filter(pk__in=dropped).update(status=D.DROPPED)
-        ChainDeposit.objects.filter(pk__in=final).update(status=D.FINAL)
+        ChainDeposit.objects.filter(pk__any=dropped).update(status=D.DROPPED)
+        ChainDeposit.objects.filter(pk__any=final).update(status=D.FINAL)
     report.deposits += len(new)
     # Settled from state, not only from this pass's changes: a pass that died after the
     # deposits committed and before the payments moved is made good by the next one.
@@ -286,15 +294,16 @@ def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
     actor = monitor_actor(chain)
     deposits: dict[UUID, list[ChainDeposit]] = {payment_id: [] for payment_id in changed}
     for d in (
-        ChainDeposit.objects.filter(payment_id__in=changed)
+        ChainDeposit.objects.filter(payment_id__any=list(changed))
         .exclude(status=D.DROPPED)
+        .defer("created_at", "updated_at")
         .order_by("block_number", "log_index")
     ):
         deposits[d.payment_id].append(d)
     moves: list[Move] = []
     slow: list[UUID] = []
     received: list[PaymentTransaction] = []
-    for p in PaymentTransaction.objects.filter(pk__in=changed).only(
+    for p in PaymentTransaction.objects.filter(pk__any=list(changed)).only(
         "id",
         "order_id",
         "status",

@@ -156,7 +156,7 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
         if m.transition not in MOVES or set(m.fields) - RESULT_FIELDS:
             raise ValueError(f"not a set-based move: {m}")
     with transaction.atomic():
-        of_moves = PaymentTransaction.objects.filter(id__in=[m.payment_id for m in moves])
+        of_moves = PaymentTransaction.objects.filter(id__any=[m.payment_id for m in moves])
         orders = {
             row[0]: _Order(*row)
             for row in Order.objects.select_for_update()
@@ -176,7 +176,7 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
         payments = {
             row[0]: _Payment(*row)
             for row in PaymentTransaction.objects.select_for_update()
-            .filter(order_id__in=list(orders))
+            .filter(order_id__any=list(orders))
             .order_by("id")
             .values_list("id", "order_id", "status", "amount", "currency")
         }
@@ -184,10 +184,10 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
         for p in payments.values():
             by_order[p.order_id].append(p)
         refunds: dict[UUID, list[_Refund]] = defaultdict(list)
-        for order_id, status, amount in Refund.objects.filter(
-            payment__order_id__in=list(orders)
-        ).values_list("payment__order_id", "status", "amount"):
-            refunds[order_id].append(_Refund(status, amount))
+        for payment_id, status, amount in Refund.objects.filter(
+            payment_id__any=list(payments)
+        ).values_list("payment_id", "status", "amount"):
+            refunds[payments[payment_id].order_id].append(_Refund(status, amount))
         left: list[Move] = []
         events: list[dict[str, Any]] = []
         moved: list[tuple[_Payment, Move, str, dict[str, Any]]] = []
@@ -265,7 +265,7 @@ def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:
                 state, step_changes = transition_changes(Order, name, state, args)
                 changes |= step_changes
             changes["updated_at"] = timezone.now()
-            Order.objects.filter(id__in=order_ids, status=source).update(**changes)
+            Order.objects.filter(id__any=order_ids, status=source).update(**changes)
         record_events(events)
         if moved:
             moved_orders = sorted({str(p.order_id) for p, *_ in moved})

@@ -74,17 +74,22 @@ class CountingHTTPProvider(HTTPProvider):
         self.stats = stats
 
     def make_request(self, method: Any, params: Any) -> Any:
-        self.stats.http_requests += 1
-        self.stats.rpc_calls += 1
-        self.stats.methods[str(method)] += 1
+        with _stats_lock:  # a pass reads blocks from a second thread
+            self.stats.http_requests += 1
+            self.stats.rpc_calls += 1
+            self.stats.methods[str(method)] += 1
         return super().make_request(method, params)
 
     def make_batch_request(self, batch_requests: Any) -> Any:
-        self.stats.http_requests += 1
-        self.stats.rpc_calls += len(batch_requests)
-        for method, _ in batch_requests:
-            self.stats.methods[str(method)] += 1
+        with _stats_lock:
+            self.stats.http_requests += 1
+            self.stats.rpc_calls += len(batch_requests)
+            for method, _ in batch_requests:
+                self.stats.methods[str(method)] += 1
         return super().make_batch_request(batch_requests)
+
+
+_stats_lock = threading.Lock()
 
 
 # --- hex helpers ----------------------------------------------------------------------------
