@@ -216,17 +216,18 @@ def _poll(chain: ChainConfig, client: rpc.ChainClient, report: PassReport) -> No
     to = min(target, scan_from + step)
     report.from_block, report.to_block, report.scan_from = start + 1, to, scan_from
 
+    # the blocks' transactions (native coin to deposit addresses) are read from a second
+    # thread while the logs are read and their events applied: the node's work beside ours
+    pool = ThreadPoolExecutor(max_workers=1)
+    blocks = pool.submit(deposits.fetch_blocks, client, scan_from, to, watched_deposits)
+    pool.shutdown(wait=False)
+
     # 3. one eth_getLogs request: the escrow contracts' events and the token Transfers to our
     #    receiving addresses over the blocks not yet final, the Payments contracts' Paid
     #    events and the token Transfers to deposit addresses over the blocks not read yet
     logs, paid, transfers, to_deposits = _read_logs(
         chain, client, (start, scan_from, to), canonical, set(watched_deposits)
     )
-    # the blocks' transactions (native coin to deposit addresses) are read while the events
-    # are applied: the node's work beside the database's
-    pool = ThreadPoolExecutor(max_workers=1)
-    blocks = pool.submit(deposits.fetch_blocks, client, scan_from, to, watched_deposits)
-    pool.shutdown(wait=False)
     if transfers:
         claimed = set(
             PaymentTransaction.objects.filter(
