@@ -132,18 +132,35 @@ def _probe(
     if any(t.conditions for t in method._django_fsm.transitions.values()):
         raise ValueError(f"{model.__name__}.{name} has conditions: not a set-based transition")
     probe = model()
+    columns = {f.attname for f in model._meta.concrete_fields} - {"status"}
+    for attname in columns:  # what the transition assigns (even to a default) replaces these
+        probe.__dict__[attname] = _UNSET
     probe.__dict__["status"] = source
-    before = dict(probe.__dict__)
     _, target = run_transition(probe, name, entity=model._meta.model_name or "", args=args)
-    columns = {f.attname for f in model._meta.concrete_fields}
     changes = {
         k: v
         for k, v in probe.__dict__.items()
-        if k in columns and (k not in before or before[k] != v)
+        if k == "status" or (k in columns and v is not _UNSET)
     }
     # a timestamp the transition took is the time of the move, not of the first probe
     stamped = {k: _NOW for k, v in changes.items() if hasattr(v, "tzinfo") and v is not None}
     return target, {**changes, **stamped}
+
+
+class _Unsettable:
+    """A probe's field before the transition: reading it is a transition that depends on the
+    row, which this path must not take."""
+
+    def __bool__(self) -> bool:
+        raise TypeError("a set-based transition read a field of the row")
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("a set-based transition read a field of the row")
+
+    __hash__ = object.__hash__
+
+
+_UNSET = _Unsettable()
 
 
 def payments_move_many(moves: Sequence[Move], *, actor: Actor) -> list[Move]:

@@ -92,3 +92,24 @@ def test_two_moves_on_one_order_take_one_at_a_time_for_the_second():
     left = payments_move_many(moves, actor=ACTOR)
     assert [m.payment_id for m in left] == [second.id]
     assert state(first)[0] == "processing" and state(second)[0] == "pending"
+
+
+def test_confirming_clears_what_a_failure_left_as_one_at_a_time_does():
+    bulk, single = pending_payments(1), pending_payments(1)
+    for p in (*bulk, *single):
+        PaymentTransaction.objects.filter(pk=p.pk).update(
+            status="unknown", failure_code="timeout", failure_reason="no answer"
+        )
+    assert (
+        payments_move_many([Move(bulk[0].id, "confirm", raw_status="confirmed")], actor=ACTOR) == []
+    )
+    payment_apply_result(
+        payment_id=single[0].id,
+        actor=ACTOR,
+        result=ProviderResult(Outcome.SUCCEEDED, raw_status="confirmed"),
+    )
+    fields = ("status", "failure_code", "failure_reason", "next_retry_at")
+    moved, expected = (
+        PaymentTransaction.objects.values_list(*fields).get(pk=p.pk) for p in (bulk[0], single[0])
+    )
+    assert moved == expected == ("confirmed", "", "", None)
