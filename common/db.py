@@ -170,17 +170,6 @@ def _temporary(fields: Sequence[Field[Any, Any]]) -> Iterator[tuple[Any, str, li
         cursor.execute(f"DROP TABLE {temp}")
 
 
-def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> int:
-    """``QuerySet.bulk_update`` for many rows and fields: ``update_rows`` with the instances'
-    values."""
-    if connection.vendor != "postgresql":
-        return model._default_manager.bulk_update(objs, list(fields), batch_size=500) if objs else 0
-    attnames = [model._meta.get_field(name).attname for name in fields]  # type: ignore[union-attr]
-    return update_rows(
-        model, fields, [(obj.pk, *(getattr(obj, a) for a in attnames)) for obj in objs]
-    )
-
-
 def update_rows(model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
     """Set ``fields`` of many rows of ``model``, each row given as (pk, *values in the order of
     ``fields``). On PostgreSQL the values are copied (``COPY``) into a temporary table and

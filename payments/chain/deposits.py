@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from common.db import bulk_update_rows, insert_rows
+from common.db import insert_rows, update_rows
 from payments.chain.apply import PassReport, apply_moves, in_chunks, monitor_actor
 from payments.models import (
     OPEN_STATES,
@@ -343,7 +343,11 @@ def _settle_many(chain: ChainConfig, changed: set[UUID]) -> None:
             slow.append(p.id)
     if received:
         with transaction.atomic():
-            bulk_update_rows(PaymentTransaction, received, ["received_base_units"])
+            update_rows(
+                PaymentTransaction,
+                ["received_base_units"],
+                [(p.id, p.received_base_units) for p in received],
+            )
             order_ids = sorted({str(p.order_id) for p in received})
             transaction.on_commit(  # payment-status shows what was received
                 partial(payment_status_invalidate_many, order_ids), robust=True
